@@ -1,0 +1,1 @@
+"""commands layer of cfs-inspect."""

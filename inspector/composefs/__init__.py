@@ -1,0 +1,1 @@
+"""composefs layer of cfs-inspect."""

@@ -1,0 +1,1 @@
+"""erofs layer of cfs-inspect."""
