@@ -81,6 +81,10 @@ class Stream:
     named_refs: tuple[tuple[str, str], ...] = ()
     inline_chunks: int = 0
     external_chunks: int = 0
+    #: Splitstream header generation: "A" (whole-file zstd), "B" (reordered header), "C" (current).
+    generation: str = ""
+    #: Problems found while walking the stream (corrupt chunk, size mismatch...), one line each.
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,8 @@ class Ref:
     name: str
     target: str                  # what it resolves to (image id / stream name / commit)
     kind: Literal["image", "stream", "commit"]
+    #: The symlink or ref file this ref was read from (None when synthesised).
+    path: Path | None = None
 
 
 @dataclass(slots=True)
@@ -112,6 +118,9 @@ class Store:
     orphans_apply: bool = True
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Kind-specific facts worth showing, JSON-able (composefs-rs meta.json and generation,
+    #: ostree repo mode, ...).  Never needed to interpret the rest of the model.
+    details: dict[str, object] = field(default_factory=dict)
 
     def image_layers(self, image: StoreImage) -> list[Layer]:
         return [self.layers[i] for i in image.layers if i in self.layers]
