@@ -1,0 +1,102 @@
+"""Byte escaping of the composefs-dump(5) format, and terminal-safe display of names.
+
+``escape`` reproduces composefs-info byte for byte (isgraph test, ``\\xNN`` lowercase);
+``escape_ls`` is the ``ls`` variant that keeps spaces (isprint test).  ``display`` turns
+attacker-controlled bytes into a ``str`` that is safe to print on a terminal or put in a TUI
+widget: every control byte, DEL, and non-UTF-8 byte becomes a visible escape.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SPECIAL = {0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}
+
+
+def _table(extra: bytes = b"") -> dict[bytes, bytes]:
+    table = {}
+    for b in range(256):
+        key = bytes([b])
+        if b in _SPECIAL:
+            table[key] = _SPECIAL[b]
+        elif b < 0x21 or b > 0x7E or key in extra:
+            table[key] = b"\\x%02x" % b
+    return table
+
+
+_GRAPH_RE = re.compile(rb"[^\x21-\x5b\x5d-\x7e]")
+_GRAPH_EQ_RE = re.compile(rb"[^\x21-\x3c\x3e-\x5b\x5d-\x7e]")
+_PRINT_RE = re.compile(rb"[^\x20-\x5b\x5d-\x7e]")
+_TABLE = _table()
+_TABLE_EQ = _table(b"=")
+_TABLE_PRINT = {k: v for k, v in _TABLE.items() if k != b" "}
+
+
+def _sub(table):
+    return lambda m: table[m.group()]
+
+
+_SUB = _sub(_TABLE)
+_SUB_EQ = _sub(_TABLE_EQ)
+_SUB_PRINT = _sub(_TABLE_PRINT)
+
+
+def escape(data: bytes) -> bytes:
+    """Dump-format escaping of a PATH, PAYLOAD or CONTENT (``=`` kept literal)."""
+    if _GRAPH_RE.search(data) is None:
+        return data
+    return _GRAPH_RE.sub(_SUB, data)
+
+
+def escape_xattr(data: bytes) -> bytes:
+    """Dump-format escaping of an xattr key or value (``=`` becomes ``\\x3d``)."""
+    if _GRAPH_EQ_RE.search(data) is None:
+        return data
+    return _GRAPH_EQ_RE.sub(_SUB_EQ, data)
+
+
+def escape_ls(data: bytes) -> bytes:
+    """``composefs-info ls`` path escaping: as dump but spaces stay literal."""
+    if _PRINT_RE.search(data) is None:
+        return data
+    return _PRINT_RE.sub(_SUB_PRINT, data)
+
+
+def escape_optional(data: bytes | None) -> bytes:
+    """PAYLOAD/CONTENT field: ``-`` when absent, ``\\x2d`` for a lone dash."""
+    if data is None:
+        return b"-"
+    if data == b"-":
+        return b"\\x2d"
+    return escape(data)
+
+
+_UNSAFE_TEXT_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\udc80-\udcff]")
+
+
+def _display_sub(m: re.Match) -> str:
+    ch = m.group()
+    o = ord(ch)
+    if ch == "\\":
+        return "\\\\"
+    if ch == "\n":
+        return "\\n"
+    if ch == "\t":
+        return "\\t"
+    if ch == "\r":
+        return "\\r"
+    if 0xDC80 <= o <= 0xDCFF:  # a non-UTF-8 byte, kept by surrogateescape
+        return f"\\x{o - 0xDC00:02x}"
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+
+
+def display(data: bytes | str) -> str:
+    """Terminal-safe text for a name, target or value: valid UTF-8 shown as is, everything
+    that could drive a terminal (C0/C1 controls, DEL, escapes) or is not UTF-8 shown escaped.
+    Backslashes are doubled so the result is unambiguous.  Never contains markup semantics:
+    callers that render with Rich/Textual must still wrap it in ``Text``."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "surrogateescape")
+    if _UNSAFE_TEXT_RE.search(data) is None:
+        return data
+    return _UNSAFE_TEXT_RE.sub(_display_sub, data)

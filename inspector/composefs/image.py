@@ -1,0 +1,315 @@
+"""composefs meaning on top of an EROFS image.
+
+Implements what the C loader (``composefs-info``) sees: payloads from
+``trusted.overlay.redirect``, fs-verity digests from ``trusted.overlay.metacopy``, the 256 root
+whiteout stubs hidden, escaped user whiteouts turned back into chr 0/0, escaped
+``trusted.overlay.overlay.*`` xattrs unescaped, composefs machinery hidden, and hardlinks
+detected as repeated nids in a sorted depth-first walk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from inspector.erofs import constants as C
+from inspector.erofs.image import ErofsImage
+from inspector.erofs.inode import Inode
+from inspector.errors import FormatError
+
+PREFIXES = C.XATTR_PREFIXES
+_TRUSTED = 4
+_USER = 1
+_REDIRECT = b"overlay.redirect"
+_METACOPY = b"overlay.metacopy"
+_ESCAPED = b"overlay.overlay."
+_OVERLAY = b"overlay."
+_WHITEOUT = b"overlay.overlay.whiteout"
+_WHITEOUTS = b"overlay.overlay.whiteouts"
+_USER_HIDDEN = (b"overlay.whiteout", b"overlay.whiteouts")
+_S_IFMT = C.S_IFMT
+_S_IFREG = C.S_IFREG
+_S_IFCHR = C.S_IFCHR
+_S_IFDIR = C.S_IFDIR
+
+#: C loader refuses inline regular-file content larger than this (LCFS_INLINE_CONTENT_MAX).
+INLINE_CONTENT_MAX = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class CfsAttrs:
+    """What composefs makes of one inode's xattrs."""
+
+    payload: bytes | None          # redirect minus leading "/" (regular files only)
+    metacopy: bytes | None         # raw metacopy value (b"" = metacopy without digest)
+    xattrs: tuple[tuple[bytes, bytes], ...]   # user-visible (name, value) in loader order
+    whiteout: bool                 # escaped user whiteout (shown as chr 0/0)
+
+    @property
+    def digest(self) -> bytes | None:
+        """The fs-verity digest (32 bytes sha256, 64 bytes sha512), or None."""
+        m = self.metacopy
+        if m and len(m) == 36:
+            return m[4:36]
+        if m and len(m) == 68 and m[3] == 2:
+            return m[4:68]
+        return None
+
+    @property
+    def dump_digest(self) -> bytes | None:
+        """DIGEST as composefs-info prints it: only from a 36-byte metacopy (upstream quirk 4)."""
+        m = self.metacopy
+        return m[4:36] if m and len(m) == 36 else None
+
+    @property
+    def digest_algorithm(self) -> str | None:
+        d = self.digest
+        return None if d is None else ("sha256" if len(d) == 32 else "sha512")
+
+
+_EMPTY_ATTRS = CfsAttrs(None, None, (), False)
+
+
+class Entry:
+    """One path of the walk.  ``link_primary`` is set on later paths of a hardlinked inode."""
+
+    __slots__ = ("path", "inode", "link_primary", "depth")
+
+    def __init__(self, path: bytes, inode: Inode, link_primary: bytes | None, depth: int) -> None:
+        self.path = path
+        self.inode = inode
+        self.link_primary = link_primary
+        self.depth = depth
+
+    def __repr__(self) -> str:
+        return f"Entry({self.path!r}, nid={self.inode.nid}{', link' if self.link_primary else ''})"
+
+
+class ComposefsImage:
+    """A composefs (or plain EROFS) image opened for reading."""
+
+    def __init__(self, erofs: ErofsImage) -> None:
+        self.erofs = erofs
+        self.path = erofs.path
+        self.header = erofs.header
+        self.sb = erofs.sb
+        self._attrs: dict[int, CfsAttrs] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._attrs.clear()
+        self.erofs.close()
+
+    def __enter__(self) -> "ComposefsImage":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def is_plain_erofs(self) -> bool:
+        return self.header is None
+
+    @property
+    def composefs_version(self) -> int | None:
+        return None if self.header is None else self.header.composefs_version
+
+    # -- inodes --------------------------------------------------------------------------------
+    def inode(self, nid: int) -> Inode:
+        return self.erofs.inode(nid)
+
+    @property
+    def root(self) -> Inode:
+        return self.erofs.root
+
+    def attrs(self, inode: Inode) -> CfsAttrs:
+        """composefs interpretation of the inode's xattrs (cached per nid)."""
+        a = self._attrs.get(inode.nid)
+        if a is None:
+            a = self._attrs[inode.nid] = self._compute_attrs(inode)
+        return a
+
+    def _compute_attrs(self, inode: Inode) -> CfsAttrs:
+        if inode.xattr_icount == 0:
+            return _EMPTY_ATTRS
+        entries = self.erofs.xattr_tuples(inode)
+        is_reg = inode.mode & _S_IFMT == _S_IFREG
+        payload = None
+        metacopy = None
+        whiteout = False
+        out: list[tuple[bytes, bytes]] = []
+        # C loader quirk 5: the inline loop runs while pos + 4 < end, so a final 4-byte inline
+        # entry (empty name suffix and empty value) is never seen.
+        if entries:
+            xend = inode.offset + inode.inode_size + inode.xattr_size
+            last_inline = None
+            for i, e in enumerate(entries):
+                if not e[3]:
+                    last_inline = i
+            if last_inline is not None and entries[last_inline][4] + 4 >= xend:
+                entries = entries[:last_inline] + entries[last_inline + 1:]
+        for idx, suffix, value, _shared, _off, _sid in entries:
+            if idx == _TRUSTED and suffix.startswith(_OVERLAY):
+                if suffix.startswith(_ESCAPED):
+                    if suffix == _WHITEOUT and is_reg:
+                        whiteout = True
+                        continue
+                    if suffix == _WHITEOUTS:
+                        continue
+                    out.append((b"trusted." + suffix[8:], value))
+                elif suffix == _REDIRECT:
+                    if is_reg:
+                        payload = value[1:] if len(value) > 1 and value[:1] == b"/" else value
+                elif suffix == _METACOPY:
+                    if is_reg:
+                        metacopy = value
+                # every other trusted.overlay.* is composefs machinery: hidden
+                continue
+            if idx == _USER and suffix in _USER_HIDDEN:
+                continue
+            out.append((PREFIXES[idx] + suffix, value))
+        if whiteout:
+            payload = None
+            metacopy = None
+        return CfsAttrs(payload, metacopy, tuple(out), whiteout)
+
+    def payload(self, inode: Inode) -> bytes | None:
+        return self.attrs(inode).payload
+
+    def digest(self, inode: Inode) -> bytes | None:
+        return self.attrs(inode).digest
+
+    def xattrs(self, inode: Inode) -> list[tuple[bytes, bytes]]:
+        return list(self.attrs(inode).xattrs)
+
+    def raw_xattrs(self, inode: Inode):
+        return self.erofs.xattrs(inode)
+
+    def is_whiteout(self, inode: Inode) -> bool:
+        """An escaped user whiteout (regular file carrying trusted.overlay.overlay.whiteout)."""
+        return self.attrs(inode).whiteout if inode.xattr_icount else False
+
+    def is_hidden_stub(self, inode: Inode) -> bool:
+        """chr 0/0 on disk: a root whiteout stub (or any on-disk whiteout, which C skips too)."""
+        return inode.mode & _S_IFMT == _S_IFCHR and inode.u == 0
+
+    def is_external(self, inode: Inode) -> bool:
+        """Regular file whose content is outside the image (chunk-based, all holes)."""
+        return (inode.mode & _S_IFMT == _S_IFREG and inode.size > 0
+                and inode.layout == C.LAYOUT_CHUNK_BASED)
+
+    def read_inline(self, inode: Inode) -> bytes:
+        """Content stored in the image for a regular file (flat layouts), capped by the C limit."""
+        if inode.layout == C.LAYOUT_CHUNK_BASED or inode.size == 0:
+            return b""
+        if inode.size > INLINE_CONTENT_MAX:
+            raise FormatError(f"inode nid {inode.nid}: inline content of {inode.size} bytes exceeds "
+                              f"{INLINE_CONTENT_MAX}", path=self.path, offset=inode.offset + 8)
+        return self.erofs.read(inode)
+
+    def read_link(self, inode: Inode) -> bytes:
+        return self.erofs.read_link(inode)
+
+    def display_mode(self, inode: Inode) -> int:
+        """st_mode as composefs shows it (escaped whiteouts become chr)."""
+        if inode.xattr_icount and self.attrs(inode).whiteout:
+            return (inode.mode & 0o7777) | _S_IFCHR
+        return inode.mode
+
+    # -- directories ---------------------------------------------------------------------------
+    def listdir(self, inode: Inode) -> list[tuple[bytes, int, int]]:
+        """``(name, nid, file_type)`` of a directory, without ``.``/``..``, stubs included."""
+        return [d for d in self.erofs.iter_dir_raw(inode) if d[0] != b"." and d[0] != b".."]
+
+    def children(self, inode: Inode) -> list[tuple[bytes, Inode]]:
+        """Visible children (as dump shows them): on-disk chr 0/0 entries are hidden."""
+        out = []
+        for name, nid, _ft in self.listdir(inode):
+            child = self.erofs.inode(nid)
+            if child.mode & _S_IFMT == _S_IFCHR and child.u == 0:
+                continue
+            out.append((name, child))
+        return out
+
+    def lookup(self, path: bytes | str) -> Inode:
+        """Resolve an absolute path without following symlinks."""
+        if isinstance(path, str):
+            path = os.fsencode(path)
+        inode = self.root
+        for part in path.split(b"/"):
+            if not part or part == b".":
+                continue
+            if not inode.is_dir():
+                raise FileNotFoundError(path.decode("utf-8", "surrogateescape"))
+            for name, nid, _ft in self.erofs.iter_dir_raw(inode):
+                if name == part:
+                    inode = self.erofs.inode(nid)
+                    break
+            else:
+                raise FileNotFoundError(path.decode("utf-8", "surrogateescape"))
+        return inode
+
+    # -- walk ------------------------------------------------------------------------------------
+    def walk(self, filter_names: Iterable[bytes] | None = None, *, include_stubs: bool = False,
+             max_depth: int = C.MAX_DIR_DEPTH) -> Iterator[Entry]:
+        """Depth-first pre-order walk in on-disk (sorted) order, as composefs-info dump.
+
+        On-disk chr 0/0 inodes are skipped (the root stubs; C skips them everywhere) unless
+        *include_stubs*.  A directory reached twice is a cycle and raises FormatError.
+        """
+        erofs = self.erofs
+        inode_of = erofs.inode
+        iter_dir = erofs.iter_dir_raw
+        root = erofs.root
+        if not root.is_dir():
+            raise FormatError(f"root inode nid {root.nid} is not a directory", path=self.path,
+                              offset=root.offset)
+        filt = None if filter_names is None else {os.fsencode(n) if isinstance(n, str) else n
+                                                   for n in filter_names}
+        yield Entry(b"/", root, None, 0)
+        seen_dirs = {root.nid}
+        primaries: dict[int, bytes] = {}
+        stack: list[tuple[bytes, list, int]] = []
+        entries = list(iter_dir(root))
+        stack.append((b"", entries, 0))
+        while stack:
+            prefix, ents, i = stack[-1]
+            if i >= len(ents):
+                stack.pop()
+                continue
+            stack[-1] = (prefix, ents, i + 1)
+            name, nid, _ft = ents[i]
+            if name == b"." or name == b"..":
+                continue
+            if filt is not None and not prefix and name not in filt:
+                continue
+            child = inode_of(nid)
+            fmt = child.mode & _S_IFMT
+            if fmt == _S_IFCHR and child.u == 0 and not include_stubs:
+                continue
+            path = prefix + b"/" + name
+            if fmt == _S_IFDIR:
+                if nid in seen_dirs:
+                    raise FormatError(f"directory cycle: {path.decode('utf-8', 'surrogateescape')} "
+                                      f"points back to directory nid {nid}", path=self.path, offset=child.offset)
+                seen_dirs.add(nid)
+                depth = len(stack)
+                if depth >= max_depth:
+                    raise FormatError(f"directory nesting deeper than {max_depth} at "
+                                      f"{path.decode('utf-8', 'surrogateescape')[:200]}", path=self.path,
+                                      offset=child.offset)
+                yield Entry(path, child, None, depth)
+                stack.append((path, list(iter_dir(child)), 0))
+                continue
+            primary = primaries.get(nid)
+            if primary is None:
+                primaries[nid] = path
+                yield Entry(path, child, None, len(stack))
+            else:
+                yield Entry(path, child, primary, len(stack))
+
+
+def open_image(path: str | os.PathLike, *, data: bytes | None = None) -> ComposefsImage:
+    """Open a composefs image (or a plain EROFS image: check ``is_plain_erofs``)."""
+    return ComposefsImage(ErofsImage(path, data=data))

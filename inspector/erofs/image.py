@@ -1,0 +1,363 @@
+"""A read-only EROFS filesystem image: mmap, lazily parsed inodes, cached lookups.
+
+Only the uncompressed layouts (flat-plain, flat-inline, chunk-based) are read; compressed
+inodes raise :class:`UnsupportedError`.  Every offset and length derived from the image is
+checked against the image size before it is used, and no allocation is sized by an untrusted
+field: a read is bounded by the bytes actually present in the file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from typing import Iterator
+
+from inspector.erofs import constants as C
+from inspector.erofs.inode import Dirent, Inode, XattrEntry
+from inspector.erofs.superblock import ComposefsHeader, Superblock, parse_header, parse_superblock
+from inspector.errors import FormatError, UnsupportedError
+
+_COMPACT = C.COMPACT_INODE.unpack_from
+_EXTENDED = C.EXTENDED_INODE.unpack_from
+_U16 = C.U16.unpack_from
+_XHDR = C.XATTR_IBODY_HEADER.unpack_from
+_XENT = C.XATTR_ENTRY.unpack_from
+_U32 = C.U32.unpack_from
+_DIRENT_ITER = C.DIRENT.iter_unpack
+_BS = 4096
+
+
+class ErofsImage:
+    """An opened image file.  Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike, *, data: bytes | None = None) -> None:
+        self.path = os.fspath(path)
+        self._file = None
+        self._mmap = None
+        if data is None:
+            flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+            try:
+                fd = os.open(self.path, flags | getattr(os, "O_NOATIME", 0))
+            except PermissionError:
+                fd = os.open(self.path, flags)
+            except OSError as e:
+                raise FormatError(f"cannot open: {e.strerror}", path=self.path) from None
+            try:
+                st = os.fstat(fd)
+                import stat as _stat
+                if not _stat.S_ISREG(st.st_mode):
+                    raise FormatError("not a regular file", path=self.path)
+                if st.st_size < C.EROFS_SUPER_OFFSET + C.SUPERBLOCK_SIZE:
+                    raise FormatError(f"file too small for an EROFS image ({st.st_size} bytes)",
+                                      path=self.path, offset=st.st_size)
+                self._mmap = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            except OSError as e:
+                raise FormatError(f"cannot read: {e.strerror}", path=self.path) from None
+            finally:
+                os.close(fd)
+            self.buf = memoryview(self._mmap)
+        else:
+            if len(data) < C.EROFS_SUPER_OFFSET + C.SUPERBLOCK_SIZE:
+                raise FormatError(f"file too small for an EROFS image ({len(data)} bytes)",
+                                  path=self.path, offset=len(data))
+            self.buf = memoryview(data)
+        self.size = len(self.buf)
+        self.header: ComposefsHeader | None = parse_header(self.buf, self.path)
+        self.sb: Superblock = parse_superblock(self.buf, self.path)
+        self.meta_base = self.sb.meta_blkaddr * _BS
+        self.xattr_base = self.sb.xattr_blkaddr * _BS
+        self._inodes: dict[int, Inode] = {}
+        self._shared_cache: dict[int, XattrEntry] = {}
+        self.root_nid = self.sb.root_nid
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        self._inodes.clear()
+        if self._mmap is not None:
+            self.buf.release()
+            self._mmap.close()
+            self._mmap = None
+
+    def __enter__(self) -> "ErofsImage":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def is_plain_erofs(self) -> bool:
+        return self.header is None
+
+    # -- inodes ------------------------------------------------------------------------------
+    def _error(self, msg: str, offset: int | None) -> FormatError:
+        return FormatError(msg, path=self.path, offset=offset)
+
+    def inode(self, nid: int) -> Inode:
+        """The inode with number *nid* (cached)."""
+        ino = self._inodes.get(nid)
+        if ino is not None:
+            return ino
+        off = self.meta_base + nid * 32
+        if nid < 0 or off + 32 > self.size:
+            raise self._error(f"inode nid {nid} out of range", off if nid >= 0 else None)
+        buf = self.buf
+        fmt = _U16(buf, off)[0]
+        if fmt & ~0x1F:
+            raise self._error(f"inode nid {nid}: invalid i_format {fmt:#x}", off)
+        if fmt & 0x10:
+            raise UnsupportedError(f"inode nid {nid}: newer-kernel inode flag (i_format bit 4) not supported",
+                                   path=self.path, offset=off)
+        layout = (fmt >> 1) & 7
+        if layout not in C.SUPPORTED_LAYOUTS:
+            what = "compressed" if layout in (1, 3) else "unknown"
+            raise UnsupportedError(f"inode nid {nid}: {what} data layout {layout} "
+                                   f"({C.LAYOUT_NAMES.get(layout, 'reserved')}) not supported",
+                                   path=self.path, offset=off)
+        if fmt & 1:
+            if off + 64 > self.size:
+                raise self._error(f"inode nid {nid}: extended inode past end of image", off)
+            (f, xc, mode, _r, size, u, ino_n, uid, gid, mtime, nsec, nlink) = _EXTENDED(buf, off)
+            inode = Inode(nid, off, False, f, xc, mode, nlink, size, u, ino_n, uid, gid, mtime, nsec)
+        else:
+            (f, xc, mode, nlink, size, mt, u, ino_n, uid, gid, _r2) = _COMPACT(buf, off)
+            inode = Inode(nid, off, True, f, xc, mode, nlink, size, u, ino_n, uid, gid,
+                          self.sb.build_time + mt, self.sb.build_time_nsec)
+        if inode.data_offset > self.size:
+            raise self._error(f"inode nid {nid}: xattr area ({inode.xattr_size} bytes) runs past end of image",
+                              off + 2)
+        self._inodes[nid] = inode
+        return inode
+
+    @property
+    def root(self) -> Inode:
+        return self.inode(self.root_nid)
+
+    # -- xattrs ------------------------------------------------------------------------------
+    def xattr_filter(self, inode: Inode) -> int | None:
+        if inode.xattr_icount == 0:
+            return None
+        return _U32(self.buf, inode.offset + inode.inode_size)[0]
+
+    def xattrs(self, inode: Inode) -> list[XattrEntry]:
+        """Raw xattr entries in the C loader's order: inline entries, then shared ones."""
+        return [XattrEntry(idx, suffix, value, shared, off, sid)
+                for idx, suffix, value, shared, off, sid in self.xattr_tuples(inode)]
+
+    def xattr_tuples(self, inode: Inode) -> list[tuple[int, bytes, bytes, bool, int, int | None]]:
+        """Fast path of :meth:`xattrs`: ``(index, suffix, value, shared, offset, shared_id)``."""
+        if inode.xattr_icount == 0:
+            return []
+        buf = self.buf
+        start = inode.offset + inode.inode_size
+        end = start + inode.xattr_size
+        _filter, shared_count = _XHDR(buf, start)
+        pos = start + 12
+        ids_end = pos + 4 * shared_count
+        if ids_end > end:
+            raise self._error(f"inode nid {inode.nid}: {shared_count} shared xattr ids overflow the xattr area",
+                              start + 4)
+        out = []
+        ids = [_U32(buf, p)[0] for p in range(pos, ids_end, 4)] if shared_count else ()
+        pos = ids_end
+        nid = inode.nid
+        while pos < end:
+            entry = self._xattr_entry(pos, end, False, None, nid)
+            out.append(entry)
+            pos += (4 + len(entry[1]) + len(entry[2]) + 3) & ~3
+        for sid in ids:
+            entry = self._shared_cache.get(sid)
+            if entry is None:
+                entry = self._xattr_entry(self.xattr_base + 4 * sid, self.size, True, sid, nid)
+                self._shared_cache[sid] = entry
+            out.append(entry)
+        return out
+
+    def _xattr_entry(self, pos: int, limit: int, shared: bool, sid: int | None, nid: int):
+        if pos + 4 > limit:
+            raise self._error(f"inode nid {nid}: {'shared ' if shared else 'inline '}xattr entry past end "
+                              f"of its area", pos)
+        name_len, index, value_size = _XENT(self.buf, pos)
+        if index & 0x80:
+            raise UnsupportedError(f"inode nid {nid}: long xattr name prefix (index {index:#x}) not supported",
+                                   path=self.path, offset=pos + 1)
+        if index not in C.XATTR_PREFIXES:
+            raise self._error(f"inode nid {nid}: unknown xattr prefix index {index}", pos + 1)
+        nstart = pos + 4
+        vstart = nstart + name_len
+        vend = vstart + value_size
+        if vend > limit:
+            raise self._error(f"inode nid {nid}: xattr entry ({name_len}+{value_size} bytes) runs past its area",
+                              pos)
+        buf = self.buf
+        return (index, bytes(buf[nstart:vstart]), bytes(buf[vstart:vend]), shared, pos, sid)
+
+    # -- data --------------------------------------------------------------------------------
+    def data_segments(self, inode: Inode) -> list[tuple[int, int | None, int]]:
+        """Where the file data lives: ``(file_offset, image_offset or None for a hole, length)``.
+
+        Describes without reading; the number of segments is bounded by the image size
+        (one per chunk-map entry actually present in the file, or per block run).
+        """
+        size = inode.size
+        if size == 0:
+            return []
+        layout = inode.layout
+        if layout == C.LAYOUT_CHUNK_BASED:
+            return self._chunk_segments(inode)
+        if layout == C.LAYOUT_FLAT_PLAIN:
+            full = size
+            tail = 0
+        else:  # FLAT_INLINE
+            tail = size % _BS
+            full = size - tail
+            if tail == 0:
+                # degenerate: C and rs readers use size % bs, so nothing is inline
+                pass
+        segs: list[tuple[int, int | None, int]] = []
+        if full:
+            start = inode.raw_blkaddr * _BS
+            if start + full > self.size:
+                raise self._error(f"inode nid {inode.nid}: data blocks {inode.raw_blkaddr}.. "
+                                  f"({full} bytes) run past end of image", inode.offset + 0x10)
+            segs.append((0, start, full))
+        if tail:
+            at = inode.data_offset
+            if at + tail > self.size:
+                raise self._error(f"inode nid {inode.nid}: inline tail of {tail} bytes runs past end of image", at)
+            if (at % _BS) + tail > _BS:
+                raise self._error(f"inode nid {inode.nid}: inline tail of {tail} bytes crosses a block boundary",
+                                  at)
+            segs.append((full, at, tail))
+        return segs
+
+    def _chunk_segments(self, inode: Inode) -> list[tuple[int, int | None, int]]:
+        fmt = inode.chunk_format
+        if fmt & C.CHUNK_FORMAT_48BIT or fmt & ~0x7F:
+            raise UnsupportedError(f"inode nid {inode.nid}: chunk format {fmt:#x} not supported",
+                                   path=self.path, offset=inode.offset + 0x10)
+        chunkbits = 12 + (fmt & C.CHUNK_FORMAT_BLKBITS_MASK)
+        chunk = 1 << chunkbits
+        nchunks = (inode.size + chunk - 1) >> chunkbits
+        unit = 8 if fmt & C.CHUNK_FORMAT_INDEXES else 4
+        base = (inode.data_offset + unit - 1) & ~(unit - 1)
+        if base + unit * nchunks > self.size:
+            raise self._error(f"inode nid {inode.nid}: chunk map of {nchunks} entries runs past end of image",
+                              base)
+        segs: list[tuple[int, int | None, int]] = []
+        buf = self.buf
+        for i in range(nchunks):
+            p = base + unit * i
+            if unit == 4:
+                blk = _U32(buf, p)[0]
+            else:
+                _adv, _dev, blk = C.CHUNK_INDEX.unpack_from(buf, p)
+            foff = i << chunkbits
+            length = min(chunk, inode.size - foff)
+            if blk == C.NULL_ADDR:
+                if segs and segs[-1][1] is None:
+                    f0, _, l0 = segs[-1]
+                    segs[-1] = (f0, None, l0 + length)
+                else:
+                    segs.append((foff, None, length))
+            else:
+                start = blk * _BS
+                if start + length > self.size:
+                    raise self._error(f"inode nid {inode.nid}: chunk {i} at block {blk} runs past end of image", p)
+                segs.append((foff, start, length))
+        return segs
+
+    def has_stored_data(self, inode: Inode) -> bool:
+        """True when some byte of the file is stored in the image (not all holes)."""
+        return any(s[1] is not None for s in self.data_segments(inode))
+
+    def read(self, inode: Inode, offset: int = 0, length: int | None = None) -> bytes:
+        """Read file data; holes read as zeros.  *length* is capped at what the image can hold."""
+        size = inode.size
+        if length is None:
+            length = size - offset
+        end = min(size, offset + max(0, length))
+        if end <= offset:
+            return b""
+        segs = self.data_segments(inode)
+        if end - offset > self.size and any(s[1] is None for s in segs):
+            raise self._error(f"inode nid {inode.nid}: refusing to materialise {end - offset} bytes of holes",
+                              inode.offset)
+        out = bytearray()
+        buf = self.buf
+        for foff, ioff, seglen in segs:
+            s = max(offset, foff)
+            e = min(end, foff + seglen)
+            if s >= e:
+                continue
+            if len(out) < s - offset:
+                out += bytes(s - offset - len(out))
+            if ioff is None:
+                out += bytes(e - s)
+            else:
+                out += buf[ioff + (s - foff): ioff + (e - foff)]
+        if len(out) < end - offset:
+            out += bytes(end - offset - len(out))
+        return bytes(out)
+
+    # -- directories -------------------------------------------------------------------------
+    def dir_blocks(self, inode: Inode) -> Iterator[tuple[int, memoryview]]:
+        """Yield ``(image_offset, block bytes)`` for each directory block (the last may be short)."""
+        for foff, ioff, seglen in self.data_segments(inode):
+            if ioff is None:
+                raise self._error(f"directory nid {inode.nid}: hole in directory data", inode.offset)
+            pos = 0
+            while pos < seglen:
+                n = min(_BS, seglen - pos)
+                yield ioff + pos, self.buf[ioff + pos: ioff + pos + n]
+                pos += n
+
+    def readdir(self, inode: Inode) -> list[Dirent]:
+        """All entries of a directory, in on-disk (sorted) order, including ``.`` and ``..``."""
+        out: list[Dirent] = []
+        for boff, block in self.dir_blocks(inode):
+            out.extend(self._parse_dir_block(inode, boff, block))
+        return out
+
+    def iter_dir_raw(self, inode: Inode) -> Iterator[tuple[bytes, int, int]]:
+        """Fast path: ``(name, nid, file_type)`` per entry, without Dirent objects."""
+        for boff, block in self.dir_blocks(inode):
+            yield from self._parse_dir_block_raw(inode, boff, block)
+
+    def _parse_dir_block_raw(self, inode: Inode, boff: int, block: memoryview) -> list[tuple[bytes, int, int]]:
+        blen = len(block)
+        if blen < C.DIRENT_SIZE:
+            raise self._error(f"directory nid {inode.nid}: directory block of {blen} bytes is too short", boff)
+        first_nameoff = _U16(block, 8)[0]
+        if first_nameoff < C.DIRENT_SIZE or first_nameoff % C.DIRENT_SIZE or first_nameoff >= blen:
+            raise self._error(f"directory nid {inode.nid}: bad first nameoff {first_nameoff} "
+                              f"in a {blen}-byte block", boff + 8)
+        n = first_nameoff // C.DIRENT_SIZE
+        ents = list(_DIRENT_ITER(block[:first_nameoff]))
+        out = []
+        for i in range(n):
+            nid, nameoff, ftype, _res = ents[i]
+            if i + 1 < n:
+                nend = ents[i + 1][1]
+            else:
+                # last name: up to the first NUL or the block end
+                raw = bytes(block[nameoff:blen]) if nameoff <= blen else b""
+                z = raw.find(b"\0")
+                nend = nameoff + (z if z >= 0 else len(raw))
+            if nameoff < first_nameoff or nend > blen or nend <= nameoff:
+                raise self._error(f"directory nid {inode.nid}: entry {i} has bad name bounds "
+                                  f"[{nameoff}, {nend}) in a {blen}-byte block", boff + i * 12 + 8)
+            if nend - nameoff > C.NAME_MAX:
+                raise self._error(f"directory nid {inode.nid}: entry {i} name longer than {C.NAME_MAX} bytes",
+                                  boff + nameoff)
+            out.append((bytes(block[nameoff:nend]), nid & ~(1 << 63), ftype))
+        return out
+
+    def _parse_dir_block(self, inode: Inode, boff: int, block: memoryview) -> list[Dirent]:
+        return [Dirent(name, nid, ft, boff + i * C.DIRENT_SIZE)
+                for i, (name, nid, ft) in enumerate(self._parse_dir_block_raw(inode, boff, block))]
+
+    def read_link(self, inode: Inode) -> bytes:
+        if inode.size >= C.PATH_MAX:
+            raise self._error(f"symlink nid {inode.nid}: target of {inode.size} bytes exceeds PATH_MAX",
+                              inode.offset + 8)
+        return self.read(inode)
