@@ -100,3 +100,14 @@ def display(data: bytes | str) -> str:
     if _UNSAFE_TEXT_RE.search(data) is None:
         return data
     return _UNSAFE_TEXT_RE.sub(_display_sub, data)
+
+
+def display_value(data: bytes) -> str:
+    """An xattr value or content for humans: text when it is clean UTF-8, else dump escaping."""
+    try:
+        s = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return escape(data).decode("ascii")
+    if _UNSAFE_TEXT_RE.search(s) is not None:
+        return escape(data).decode("ascii")
+    return s

@@ -10,7 +10,6 @@ detected as repeated nids in a sorted depth-first walk.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from inspector.erofs import constants as C
@@ -37,14 +36,21 @@ _S_IFDIR = C.S_IFDIR
 INLINE_CONTENT_MAX = 5000
 
 
-@dataclass(frozen=True, slots=True)
 class CfsAttrs:
-    """What composefs makes of one inode's xattrs."""
+    """What composefs makes of one inode's xattrs.
 
-    payload: bytes | None          # redirect minus leading "/" (regular files only)
-    metacopy: bytes | None         # raw metacopy value (b"" = metacopy without digest)
-    xattrs: tuple[tuple[bytes, bytes], ...]   # user-visible (name, value) in loader order
-    whiteout: bool                 # escaped user whiteout (shown as chr 0/0)
+    A ``__slots__`` class (not a frozen dataclass) because one is built per inode on the dump
+    hot path; treat it as immutable.
+    """
+
+    __slots__ = ("payload", "metacopy", "xattrs", "whiteout")
+
+    def __init__(self, payload: bytes | None, metacopy: bytes | None,
+                 xattrs: tuple[tuple[bytes, bytes], ...], whiteout: bool) -> None:
+        self.payload = payload        # redirect minus leading "/" (regular files only)
+        self.metacopy = metacopy      # raw metacopy value (b"" = metacopy without digest)
+        self.xattrs = xattrs          # user-visible (name, value) in loader order
+        self.whiteout = whiteout      # escaped user whiteout (shown as chr 0/0)
 
     @property
     def digest(self) -> bytes | None:
@@ -133,22 +139,13 @@ class ComposefsImage:
     def _compute_attrs(self, inode: Inode) -> CfsAttrs:
         if inode.xattr_icount == 0:
             return _EMPTY_ATTRS
-        entries = self.erofs.xattr_tuples(inode)
+        # c_loader: the C loader never sees a final 4-byte inline entry (upstream quirk 5).
+        entries = self.erofs.xattr_tuples(inode, c_loader=True)
         is_reg = inode.mode & _S_IFMT == _S_IFREG
         payload = None
         metacopy = None
         whiteout = False
         out: list[tuple[bytes, bytes]] = []
-        # C loader quirk 5: the inline loop runs while pos + 4 < end, so a final 4-byte inline
-        # entry (empty name suffix and empty value) is never seen.
-        if entries:
-            xend = inode.offset + inode.inode_size + inode.xattr_size
-            last_inline = None
-            for i, e in enumerate(entries):
-                if not e[3]:
-                    last_inline = i
-            if last_inline is not None and entries[last_inline][4] + 4 >= xend:
-                entries = entries[:last_inline] + entries[last_inline + 1:]
         for idx, suffix, value, _shared, _off, _sid in entries:
             if idx == _TRUSTED and suffix.startswith(_OVERLAY):
                 if suffix.startswith(_ESCAPED):
@@ -270,44 +267,41 @@ class ComposefsImage:
         yield Entry(b"/", root, None, 0)
         seen_dirs = {root.nid}
         primaries: dict[int, bytes] = {}
-        stack: list[tuple[bytes, list, int]] = []
-        entries = list(iter_dir(root))
-        stack.append((b"", entries, 0))
+        stack: list[tuple[bytes, Iterator]] = [(b"", iter(iter_dir(root)))]
         while stack:
-            prefix, ents, i = stack[-1]
-            if i >= len(ents):
-                stack.pop()
-                continue
-            stack[-1] = (prefix, ents, i + 1)
-            name, nid, _ft = ents[i]
-            if name == b"." or name == b"..":
-                continue
-            if filt is not None and not prefix and name not in filt:
-                continue
-            child = inode_of(nid)
-            fmt = child.mode & _S_IFMT
-            if fmt == _S_IFCHR and child.u == 0 and not include_stubs:
-                continue
-            path = prefix + b"/" + name
-            if fmt == _S_IFDIR:
-                if nid in seen_dirs:
-                    raise FormatError(f"directory cycle: {path.decode('utf-8', 'surrogateescape')} "
-                                      f"points back to directory nid {nid}", path=self.path, offset=child.offset)
-                seen_dirs.add(nid)
-                depth = len(stack)
-                if depth >= max_depth:
-                    raise FormatError(f"directory nesting deeper than {max_depth} at "
-                                      f"{path.decode('utf-8', 'surrogateescape')[:200]}", path=self.path,
-                                      offset=child.offset)
-                yield Entry(path, child, None, depth)
-                stack.append((path, list(iter_dir(child)), 0))
-                continue
-            primary = primaries.get(nid)
-            if primary is None:
-                primaries[nid] = path
-                yield Entry(path, child, None, len(stack))
+            prefix, it = stack[-1]
+            depth = len(stack)
+            for name, nid, _ft in it:
+                if name == b"." or name == b"..":
+                    continue
+                if filt is not None and depth == 1 and name not in filt:
+                    continue
+                child = inode_of(nid)
+                fmt = child.mode & _S_IFMT
+                if fmt == _S_IFCHR and child.u == 0 and not include_stubs:
+                    continue
+                path = prefix + b"/" + name
+                if fmt == _S_IFDIR:
+                    if nid in seen_dirs:
+                        raise FormatError(f"directory cycle: {path.decode('utf-8', 'surrogateescape')[:200]} "
+                                          f"points back to directory nid {nid}", path=self.path,
+                                          offset=child.offset)
+                    seen_dirs.add(nid)
+                    if depth >= max_depth:
+                        raise FormatError(f"directory nesting deeper than {max_depth} at "
+                                          f"{path.decode('utf-8', 'surrogateescape')[:200]}", path=self.path,
+                                          offset=child.offset)
+                    yield Entry(path, child, None, depth)
+                    stack.append((path, iter(iter_dir(child))))
+                    break
+                primary = primaries.get(nid)
+                if primary is None:
+                    primaries[nid] = path
+                    yield Entry(path, child, None, depth)
+                else:
+                    yield Entry(path, child, primary, depth)
             else:
-                yield Entry(path, child, primary, len(stack))
+                stack.pop()
 
 
 def open_image(path: str | os.PathLike, *, data: bytes | None = None) -> ComposefsImage:
