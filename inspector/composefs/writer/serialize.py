@@ -91,6 +91,8 @@ def serialize(order: list[WInode], lay: Layout, version: int) -> bytearray:
             buf[p:p + xs] = w.xattr_blob
             p += xs
         if w.layout == LAYOUT_CHUNK:
+            if w.nblocks:   # map moved out of line (see layout)
+                p = w.blkaddr * BLOCK
             buf[p:p + 4 * w.nchunks] = b"\xff" * (4 * w.nchunks)
             continue
         if not w.nblocks and not w.tail:
