@@ -81,7 +81,7 @@ def probe(path: Path) -> list[tuple[str, Path]]:
     found = probe_dir(path)
     if found:
         return found
-    for name in fsutil.listdir(path):
+    for name in fsutil.listdir(path, follow=True):
         child = path / name
         if fsutil.is_dir(child):
             found.extend(probe_dir(child))

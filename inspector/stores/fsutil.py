@@ -106,8 +106,11 @@ def is_file(path: Path) -> bool:
         return False
 
 
-def listdir(path: Path) -> list[str]:
-    """Sorted entries of a directory, [] when it is missing or unreadable."""
+def listdir(path: Path, follow: bool = False) -> list[str]:
+    """Sorted entries of a directory, [] when it is missing, unreadable or (unless *follow*)
+    a symlink: a store's own subdirectories are never listed through a link."""
+    if not follow and not is_dir(path):
+        return []
     try:
         return sorted(os.listdir(path))
     except OSError:
