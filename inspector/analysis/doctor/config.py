@@ -184,7 +184,7 @@ def _split(dotted: str) -> list[str]:
 def key_lines(text: str) -> dict[str, int]:
     """Map each full dotted key (and table header) to its 1-based line number."""
     out: dict[str, int] = {}
-    table: list[str] = []
+    table: list[str] | None = []
     for no, line in enumerate(text.splitlines(), 1):
         m = _TABLE_RE.match(line)
         if m:
@@ -192,10 +192,10 @@ def key_lines(text: str) -> dict[str, int]:
             out.setdefault(".".join(table), no)
             continue
         if line.lstrip().startswith("[["):
-            table = ["\x00array"]   # arrays of tables: not storage keys
+            table = None   # arrays of tables hold no storage keys
             continue
         m = _KEY_RE.match(line)
-        if m:
+        if m and table is not None:
             out.setdefault(".".join(table + _split(m.group(1))), no)
     return out
 

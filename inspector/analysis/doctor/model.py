@@ -94,6 +94,11 @@ class LayerSummary:
     payloads_without_digest: int
 
     @property
+    def usable(self) -> bool:
+        """A composefs layer whose blob opened as a composefs image: what counts as "in use"."""
+        return self.composefs and self.blob_status == "ok"
+
+    @property
     def digest_coverage(self) -> str:
         """"all" / "some" / "none" / "n/a" (no payloads or no readable blob)."""
         total = self.payloads_with_digest + self.payloads_without_digest
@@ -116,7 +121,7 @@ class ImageSummary:
     id: str
     names: tuple[str, ...]
     layers: tuple[str, ...]        # top to bottom
-    composefs_layers: int
+    composefs_layers: int          # layers with a usable composefs blob
 
     @property
     def fully_composefs(self) -> bool:
@@ -138,7 +143,7 @@ class StoreSummary:
 
     @property
     def composefs_layer_count(self) -> int:
-        return sum(1 for l in self.layers if l.composefs)
+        return sum(1 for l in self.layers if l.usable)
 
     @property
     def fully_composefs_images(self) -> int:

@@ -100,7 +100,7 @@ def probe_tools(host: Host, run_versions: bool) -> dict[str, Tool]:
             if run_versions:
                 version, note = tool_version(host.path(path))
             else:
-                note = "not run (only on the live host, --root /)"
+                note = "version not probed outside the live host"
         out[name] = Tool(name, path, version, note, searched)
     return out
 

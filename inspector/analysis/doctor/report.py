@@ -8,6 +8,7 @@ then what the store actually holds.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Mapping
@@ -18,6 +19,11 @@ from . import config as cfgmod
 from . import probes, store_findings
 from .host import Host
 from .model import DoctorReport, Finding, StorageConfig, StoreSummary, TOPICS, SEVERITIES
+
+
+def _q(v: object) -> str:
+    """A config value as TOML would spell it."""
+    return json.dumps(v, ensure_ascii=False) if isinstance(v, str) else str(v).lower()
 
 
 def _config_findings(cfg: StorageConfig, configured: bool, host: Host) -> list[Finding]:
@@ -31,10 +37,10 @@ def _config_findings(cfg: StorageConfig, configured: bool, host: Host) -> list[F
                            "default"))
     uc = cfg.get("use_composefs")
     if configured:
-        out.append(Finding("ok", "config", f"use_composefs = {uc.value!r}", uc.source))
+        out.append(Finding("ok", "config", f"use_composefs = {_q(uc.value)}", uc.source))
     else:
         what = ("use_composefs is not set (default false)" if uc.is_default
-                else f"use_composefs = {uc.value!r}")
+                else f"use_composefs = {_q(uc.value)}")
         out.append(Finding(
             "warning", "config", f"composefs is off: {what}", uc.source,
             'to use composefs set use_composefs = "true" under [storage.options.overlay] '
@@ -50,14 +56,14 @@ def _config_findings(cfg: StorageConfig, configured: bool, host: Host) -> list[F
     drv = cfg.get("driver")
     if drv.value and drv.value != "overlay":
         out.append(Finding("error", "config",
-                           f"driver = {drv.value!r}: composefs needs the overlay driver",
+                           f"driver = {_q(drv.value)}: composefs needs the overlay driver",
                            drv.source, 'set driver = "overlay"'))
     ep = cfg.get("enable_partial_images")
     if not cfgmod.effective_bool(cfg, "enable_partial_images"):
         out.append(Finding(
             "error", "config",
             "enable_partial_images is not \"true\": pulls never take the zstd:chunked path that "
-            f"produces composefs layers ({'default' if ep.is_default else repr(ep.value)})",
+            f"produces composefs layers ({'default false' if ep.is_default else _q(ep.value)})",
             ep.source,
             'set enable_partial_images = "true" under [storage.options.pull_options]'))
     cv = cfg.get("convert_images")
@@ -200,7 +206,7 @@ def _verdict(cfg: StorageConfig, configured: bool, findings: list[Finding],
     layers: dict[str, bool] = {}
     for s in stores:
         for l in s.layers:
-            layers[l.id] = layers.get(l.id, False) or l.composefs
+            layers[l.id] = layers.get(l.id, False) or l.usable
     images_full = sum(s.fully_composefs_images for s in stores)
     n, c = len(layers), sum(layers.values())
     in_use = f"composefs in use for {c} of {n} layers ({images_full} images fully)"
@@ -211,7 +217,7 @@ def _verdict(cfg: StorageConfig, configured: bool, findings: list[Finding],
         elif uc.note:
             why = f"use_composefs is invalid ({uc.note}) at {uc.source}"
         else:
-            why = f"use_composefs = {uc.value!r} ({uc.source})"
+            why = f"use_composefs = {_q(uc.value)} ({uc.source})"
         if c:
             return f"composefs layers present ({c} of {n}) but new pulls will be plain: {why}"
         return f"composefs not in use: {why}"

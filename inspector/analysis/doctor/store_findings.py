@@ -138,7 +138,7 @@ def summarize(store: StoreLike, source: str) -> StoreSummary:
     by_id = {l.id: l for l in layers}
     images = []
     for im in store.images:
-        n = sum(1 for lid in im.layers if lid in by_id and by_id[lid].composefs)
+        n = sum(1 for lid in im.layers if lid in by_id and by_id[lid].usable)
         images.append(ImageSummary(im.id, tuple(im.names), tuple(im.layers), n))
     return StoreSummary(str(store.path), source, tuple(images), tuple(layers))
 
@@ -161,7 +161,7 @@ def findings(summary: StoreSummary, store: StoreLike | None, configured: bool,
     else:
         out.append(Finding(
             "ok" if c else "info", "store",
-            f"{c} of {n} layers are composefs; {summary.fully_composefs_images} of "
+            f"{c} of {n} layers are composefs (usable blob); {summary.fully_composefs_images} of "
             f"{len(summary.images)} images are composefs in every layer", src))
     if rootless and n and c == 0:
         out.append(Finding("info", "store",
@@ -201,8 +201,9 @@ def findings(summary: StoreSummary, store: StoreLike | None, configured: bool,
     if none_:
         out.append(Finding(
             "warning", "store",
-            f"{len(none_)} composefs blob{'s' if len(none_) > 1 else ''} carry no fs-verity "
-            f"digests, so nothing in them can be verified: {_short(l.id for l in none_)}",
+            (f"{len(none_)} composefs blobs carry" if len(none_) > 1 else "1 composefs blob carries")
+            + f" no fs-verity digests, so nothing in them can be verified: "
+            f"{_short(l.id for l in none_)}",
             src,
             "blobs written before container-libs PR #816 (2026-05) have DIGEST \"-\"; after "
             "updating containers/storage, re-pull these images on a filesystem with fs-verity"))
