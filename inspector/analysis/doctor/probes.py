@@ -216,6 +216,8 @@ FS_IOC_MEASURE_VERITY = 0xC0046686   # _IOWR('f', 134, struct fsverity_digest)
 FS_VERITY_FL = 0x00100000
 _ALGS = {1: "sha256", 2: "sha512"}
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
+# Named explicitly: errno.errorcode calls 95 "ENOTSUP", the kernel docs say EOPNOTSUPP.
+_UNSUPPORTED = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.ENOTTY: "ENOTTY", errno.EINVAL: "EINVAL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +279,7 @@ def probe_verity(path: str, shown: str | None = None) -> VerityProbe:
             if e.errno == errno.ENODATA:
                 return VerityProbe(shown, "not-enabled", flag)
             if e.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL):
-                return VerityProbe(shown, "unsupported", flag,
-                                   error=errno.errorcode.get(e.errno, str(e.errno)))
+                return VerityProbe(shown, "unsupported", flag, error=_UNSUPPORTED[e.errno])
             return VerityProbe(shown, "unreadable", flag, error=e.strerror or str(e))
         alg, size = struct.unpack_from("=HH", buf)
         size = min(size, 64)
