@@ -107,39 +107,49 @@ def hash_all(jobs: Iterable[HashJob], workers: int | None = None,
     todo = list(jobs)
     total = len(todo)
     results: dict[tuple[int, int], HashResult] = {}
-    done = 0
-    nbytes = 0
     if progress:
         progress(0, total, 0)
     if not todo:
         return results
     workers = workers or default_jobs()
+    if cancel is None:
+        cancel = threading.Event()   # lets Ctrl-C stop the workers between chunks
     # Bounded in-flight queue: keeps memory flat on stores with millions of objects and lets
     # cancellation take effect promptly.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cfs-hash") as pool:
-        pending: dict = {}
-        it = iter(todo)
-        exhausted = False
-        while pending or not exhausted:
-            while not exhausted and len(pending) < workers * 4:
-                if cancel is not None and cancel.is_set():
-                    exhausted = True
-                    break
-                try:
-                    job = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending[pool.submit(hash_file, job, cancel)] = job
-            if not pending:
-                break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                job = pending.pop(fut)
-                res = fut.result()
-                results[job.identity] = res
-                done += 1
-                nbytes += res.size or 0
-                if progress:
-                    progress(done, total, nbytes)
+        try:
+            _drain(pool, iter(todo), workers, cancel, results, progress, total)
+        except BaseException:
+            cancel.set()
+            raise
     return results
+
+
+def _drain(pool: ThreadPoolExecutor, it, workers: int, cancel: threading.Event,
+           results: dict, progress: Progress | None, total: int) -> None:
+    pending: dict = {}
+    done = 0
+    nbytes = 0
+    exhausted = False
+    while pending or not exhausted:
+        while not exhausted and len(pending) < workers * 4:
+            if cancel.is_set():
+                exhausted = True
+                break
+            try:
+                job = next(it)
+            except StopIteration:
+                exhausted = True
+                break
+            pending[pool.submit(hash_file, job, cancel)] = job
+        if not pending:
+            break
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            job = pending.pop(fut)
+            res = fut.result()
+            results[job.identity] = res
+            done += 1
+            nbytes += res.size or 0
+            if progress:
+                progress(done, total, nbytes)
