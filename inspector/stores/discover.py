@@ -215,3 +215,53 @@ def open_store(path: str | Path | None, basedir: str | Path | None = None,
     if bd is not None:
         store.notes.append(f"--basedir {bd} ignored: the store names its own object directories")
     return store
+
+
+# --------------------------------------------------------------------------- summary
+
+def _p(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def store_summary(store: Store) -> dict:
+    """A JSON-able description of a discovered store (for ``--json`` and tests).
+
+    Keys: kind, path, object_naming, orphans_apply, object_dirs, details, problems, notes,
+    images (id, names, label, digest, created, layers top first, problems), layers (id, parent,
+    names, composefs, blob, object_dir, created, diff_digest, diff_size, problems, extra),
+    streams (name, object, generation, content_type, content_type_text, stream_size,
+    object_refs, stream_refs, named_refs {name: digest hex}, inline_chunks, external_chunks,
+    problems), refs (name, kind, target, path), metadata_objects (sorted).
+    """
+    return {
+        "kind": store.kind,
+        "path": str(store.path),
+        "object_naming": store.object_naming,
+        "orphans_apply": store.orphans_apply,
+        "object_dirs": [str(d) for d in store.object_dirs],
+        "details": store.details,
+        "problems": list(store.problems),
+        "notes": list(store.notes),
+        "images": [{
+            "id": im.id, "names": list(im.names), "label": im.label, "digest": im.digest,
+            "created": im.created, "layers": list(im.layers), "problems": list(im.problems),
+        } for im in store.images],
+        "layers": [{
+            "id": layer.id, "parent": layer.parent, "names": list(layer.names),
+            "composefs": layer.composefs, "blob": _p(layer.blob),
+            "object_dir": _p(layer.object_dir), "created": layer.created,
+            "diff_digest": layer.diff_digest, "diff_size": layer.diff_size,
+            "problems": list(layer.problems), "extra": dict(layer.extra),
+        } for layer in store.layers.values()],
+        "streams": [{
+            "name": s.name, "object": str(s.object), "generation": s.generation,
+            "content_type": s.content_type, "content_type_text": s.content_type_text,
+            "stream_size": s.stream_size, "object_refs": list(s.object_refs),
+            "stream_refs": list(s.stream_refs), "named_refs": dict(s.named_refs),
+            "inline_chunks": s.inline_chunks, "external_chunks": s.external_chunks,
+            "problems": list(s.problems),
+        } for s in store.streams],
+        "refs": [{"name": r.name, "kind": r.kind, "target": r.target, "path": _p(r.path)}
+                 for r in store.refs],
+        "metadata_objects": sorted(store.metadata_objects),
+    }

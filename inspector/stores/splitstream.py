@@ -148,11 +148,11 @@ class _Section:
         self.consumed += n
         return out
 
-    def skip(self, n: int) -> None:
-        start = self.consumed
+    def skip(self, n: int, at: int) -> None:
+        """Discard n bytes of inline data (the chunk header was at decompressed offset *at*)."""
         while n:
             if not self.buf and not self._fill():
-                raise self.error(f"data ends {n} bytes short of an inline chunk", at=start)
+                raise self.error(f"data ends {n} bytes short of an inline chunk", at=at)
             k = min(n, len(self.buf))
             del self.buf[:k]
             self.consumed += k
@@ -287,7 +287,7 @@ def _read_gen_bc(p: Path, fd: int, size: int, gen: str, head: bytes,
                     raise sec.error(f"inline chunk of {length} bytes exceeds the "
                                     f"{stream_size - accounted} bytes left of stream_size "
                                     f"{stream_size}", at=at)
-                sec.skip(length)
+                sec.skip(length, at)
                 inline += 1
                 inline_bytes += length
                 accounted += length
@@ -342,7 +342,7 @@ def _read_gen_a(p: Path, fd: int, size: int, hash_len: int | None,
             break
         (n,) = _U64.unpack(raw)
         if n:
-            sec.skip(n)
+            sec.skip(n, sec.consumed - 8)
             inline += 1
             inline_bytes += n
         else:
