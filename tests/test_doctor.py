@@ -299,7 +299,8 @@ def test_cli_json(tmp_path, graphroot, cli_env, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == out["exit_code"]
     assert set(out) == {"verdict", "exit_code", "root", "findings", "config", "runtime",
-                        "kernel", "fsverity", "stores"}
+                        "kernel", "fsverity", "mounts", "stores"}
+    assert out["mounts"] == {"composefs_layer_mounts": None}   # the fake host has no mountinfo
     assert out["verdict"] == "composefs in use for 3 of 4 layers (3 images fully)"
     assert out["root"] == root
     assert all(set(f) == {"severity", "topic", "message", "source", "advice"}
@@ -359,3 +360,17 @@ def test_terminal_safety_of_names(tmp_path, fresh_store):
     text = render_text(run_doctor(root=root, env=env, store_path=gr, uid=0))
     assert "\x1b" not in text
     assert "evil\\x1b[2J\\x0aname" in text
+
+
+def test_active_composefs_mounts(tmp_path, graphroot):
+    root, env = fake_host(tmp_path)
+    mp = f"/var/lib/containers/storage/overlay/{C}/composefs-layers/0"
+    write(Path(root), "/proc/self/mountinfo",
+          "22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+          f"90 22 7:0 / {mp} ro,relatime - erofs /dev/loop0 ro,noacl\n"
+          "91 22 7:1 / /mnt/other ro - erofs /dev/loop1 ro\n")
+    r = run_doctor(root=root, env=env, store_path=graphroot, uid=0)
+    assert r.facts["mounts"] == {"composefs_layer_mounts": [mp]}
+    assert ("ok", f"1 composefs layer blob is mounted right now (EROFS under composefs-layers/, "
+            f"e.g. {mp})", "/proc/self/mountinfo") in {
+        (f.severity, f.message, f.source) for f in findings(r, "store")}

@@ -345,3 +345,23 @@ def probe_store_verity(host: Host, store_path: str, local_files: list[tuple[str,
     """Probe (local path, shown path) pairs of existing store files."""
     fstype, mp = mount_of(host, store_path)
     return VeritySummary(fstype, mp, tuple(probe_verity(lp, shown) for lp, shown in local_files))
+
+
+def composefs_mounts(host: Host) -> list[str] | None:
+    """Mount points of EROFS mounts that containers/storage made for composefs layers.
+
+    ``Driver.get()`` mounts each composefs blob as plain EROFS at ``.../composefs-layers/<N>``
+    (stores.md §2.3, §2.6), so such mounts in /proc/self/mountinfo mean containers run from
+    composefs right now.  None when mountinfo is unreadable.
+    """
+    text = host.read_text("/proc/self/mountinfo", limit=16 << 20)
+    if text is None:
+        return None
+    out = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        f = left.split()
+        r = right.split()
+        if sep and len(f) >= 5 and r and r[0] == "erofs" and "/composefs-layers/" in f[4]:
+            out.append(f[4].replace("\\040", " "))
+    return out

@@ -301,6 +301,12 @@ def run_doctor(root: str = "/", env: Mapping[str, str] | None = None,
         verity = probes.probe_store_verity(host, _host_view(host, summary.path),
                                            store_findings.verity_samples(store))
     findings += _verity_findings(verity, primary[0].path if primary else None)
+    mounts = probes.composefs_mounts(host)
+    if mounts:
+        findings.append(Finding(
+            "ok", "store", (f"{len(mounts)} composefs layer blobs are" if len(mounts) > 1
+                            else "1 composefs layer blob is") + " mounted right now "
+            f"(EROFS under composefs-layers/, e.g. {mounts[0]})", "/proc/self/mountinfo"))
     findings += store_findings_list
 
     order = {t: i for i, t in enumerate(TOPICS)}
@@ -310,6 +316,7 @@ def run_doctor(root: str = "/", env: Mapping[str, str] | None = None,
         "runtime": {k: t.to_json() for k, t in tools.items()},
         "kernel": kernel.to_json(),
         "fsverity": verity.to_json() if verity else None,
+        "mounts": {"composefs_layer_mounts": mounts},
     }
     return DoctorReport(verdict, tuple(findings), cfg, facts, tuple(summaries), host.root)
 
