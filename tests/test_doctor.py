@@ -374,3 +374,23 @@ def test_active_composefs_mounts(tmp_path, graphroot):
     assert ("ok", f"1 composefs layer blob is mounted right now (EROFS under composefs-layers/, "
             f"e.g. {mp})", "/proc/self/mountinfo") in {
         (f.severity, f.message, f.source) for f in findings(r, "store")}
+
+
+def test_rootless_without_home_has_no_graphroot(tmp_path):
+    root, env = fake_host(tmp_path, conf=None)
+    del env["HOME"]
+    r = run_doctor(root=root, env=env, uid=1000)
+    assert [(f.severity, f.message) for f in findings(r, "store")] == [
+        ("warning", "graphroot unknown (rootless without HOME or XDG_DATA_HOME)")]
+    assert r.verdict == "composefs not in use: use_composefs is not set (default false)"
+
+
+def test_no_store_names_the_filesystem_it_would_use(tmp_path):
+    root, env = fake_host(tmp_path)
+    write(Path(root), "/proc/self/mountinfo",
+          "22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+          "30 22 0:40 / /var/lib rw shared:9 - xfs /dev/vdb rw\n")
+    r = run_doctor(root=root, env=env, uid=0)
+    assert [(f.message, f.source) for f in findings(r, "fsverity")] == [
+        ("no store files to probe for fs-verity (the store would be on xfs at /var/lib)", "store")]
+    assert r.verdict == "composefs configured; the store has no layers yet"

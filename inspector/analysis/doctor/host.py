@@ -9,6 +9,7 @@ own paths (``/etc/containers/storage.conf``), never the prefixed ones.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -43,7 +44,6 @@ class Host:
         except OSError:
             return None
         try:
-            import stat
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 # /proc files are regular; never read fifos or devices.
                 return None

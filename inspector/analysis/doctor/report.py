@@ -163,9 +163,12 @@ def _kernel_findings(k: probes.KernelInfo, configured: bool) -> list[Finding]:
     return out
 
 
-def _verity_findings(v: probes.VeritySummary | None, store_path: str | None) -> list[Finding]:
+def _verity_findings(v: probes.VeritySummary | None, store_path: str | None,
+                     fs_hint: tuple[str | None, str | None] = (None, None)) -> list[Finding]:
     if v is None or not v.probed:
-        return [Finding("info", "fsverity", "no store files to probe for fs-verity",
+        fstype, mp = (v.filesystem, v.mountpoint) if v else fs_hint
+        where = f" (the store would be on {fstype} at {mp})" if fstype else ""
+        return [Finding("info", "fsverity", f"no store files to probe for fs-verity{where}",
                         store_path or "store")]
     where = f"{v.filesystem} at {v.mountpoint}" if v.filesystem else "the store's filesystem"
     src = f"FS_IOC_MEASURE_VERITY on {len(v.probed)} files under {store_path}"
@@ -277,8 +280,14 @@ def run_doctor(root: str = "/", env: Mapping[str, str] | None = None,
         primary = (store_findings.summarize(store, "argument"), store)
     else:
         gr = cfg.get("graphroot")
-        primary = _open_configured_store(host, gr.value, f"graphroot ({gr.source})",
-                                         store_findings_list)
+        if gr.value and os.path.isabs(gr.value):
+            primary = _open_configured_store(host, gr.value, f"graphroot ({gr.source})",
+                                             store_findings_list)
+        else:
+            store_findings_list.append(Finding(
+                "warning", "store", f"graphroot {gr.value!r} is not an absolute path"
+                if gr.value else "graphroot unknown (rootless without HOME or XDG_DATA_HOME)",
+                gr.source, "set graphroot in storage.conf or give PATH"))
     extra = []
     im = cfg.get("imagestore")
     if im.value:
@@ -300,7 +309,9 @@ def run_doctor(root: str = "/", env: Mapping[str, str] | None = None,
         summary, store = primary
         verity = probes.probe_store_verity(host, _host_view(host, summary.path),
                                            store_findings.verity_samples(store))
-    findings += _verity_findings(verity, primary[0].path if primary else None)
+    gr_value = cfg.get("graphroot").value
+    hint = probes.mount_of(host, gr_value) if not primary and gr_value else (None, None)
+    findings += _verity_findings(verity, primary[0].path if primary else None, hint)
     mounts = probes.composefs_mounts(host)
     if mounts:
         findings.append(Finding(
