@@ -220,7 +220,8 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
                     f"present in {d} but referenced by no image")
     if store.kind == "composefs-rs":
         present = set().union(*idx.files.values()) if idx.files else set()
-        for name in sorted(store.metadata_objects - present):
+        payloads = {u.name for u in units.values() if u.refs}
+        for name in sorted(store.metadata_objects - present - payloads):
             add("missing", ERROR, [], name, "referenced by repository metadata (images/, streams/ "
                 "or a splitstream) but not in objects/")
 
@@ -271,7 +272,8 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
         res = results.get(u.file.identity)
         if res is None or res.error_kind == "cancelled":
             continue
-        rep.objects_checked += 1
+        if res.error is None:
+            rep.objects_checked += 1
         _judge(u, res, store, add)
     order = {"error": 0, "warning": 1}
     rep.problems.sort(key=lambda p: (order.get(p.severity, 2), p.kind, p.object or "",
