@@ -136,3 +136,21 @@ def test_objects_escaped_only_on_a_terminal(monkeypatch, capsysbinary):
     monkeypatch.setattr(compat, "stdout_is_tty", lambda: False)
     code, out, _ = run(capsysbinary, "objects", SAMPLE / "sample.cfs")
     assert out == b"ab/c\x1b[31m\n\n"
+
+
+@pytest.mark.parametrize("payload", [b"ab/cdef", b"abc", b"0123456789a"])
+def test_redirect_overread_quirk_is_decoded_correctly(capsysbinary, tmp_path, payload):
+    """composefs-info over-reads redirect values whose payload length is 3 mod 4 (upstream quirk
+    1: `ab/cdef` dumps as `ab/cdef\\xff\\xff` there).  cfs-inspect prints the correct payload:
+    the redirect value minus its leading slash, nothing more."""
+    from inspector.composefs.dumpfile import parse_dump
+    from inspector.composefs.writer import build_image
+
+    assert len(payload) % 4 == 3
+    dump = b"/ 0 40755 2 0 0 0 0.0 - - -\n/f 100 100644 1 0 0 0 0.0 " + payload + b" - -\n"
+    img = tmp_path / "q.cfs"
+    img.write_bytes(build_image(parse_dump(dump)))
+    code, out, _ = run(capsysbinary, "objects", img)
+    assert out == payload + b"\n"
+    code, out, _ = run(capsysbinary, "dump", img)
+    assert out.splitlines()[1] == b"/f 100 100644 1 0 0 0 0.0 " + payload + b" - -"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from operator import sub as _sub
 from typing import Iterator
 
 from inspector.erofs import constants as C
@@ -55,12 +56,13 @@ class ErofsImage:
                 raise FormatError(f"cannot read: {e.strerror}", path=self.path) from None
             finally:
                 os.close(fd)
-            self.buf = memoryview(self._mmap)
+            # Slicing the mmap itself yields bytes in one step (a memoryview would need a copy).
+            self.buf = self._mmap
         else:
             if len(data) < C.EROFS_SUPER_OFFSET + C.SUPERBLOCK_SIZE:
                 raise FormatError(f"file too small for an EROFS image ({len(data)} bytes)",
                                   path=self.path, offset=len(data))
-            self.buf = memoryview(data)
+            self.buf = bytes(data)
         self.size = len(self.buf)
         self.header: ComposefsHeader | None = parse_header(self.buf, self.path)
         self.sb: Superblock = parse_superblock(self.buf, self.path)
@@ -74,7 +76,7 @@ class ErofsImage:
     def close(self) -> None:
         self._inodes.clear()
         if self._mmap is not None:
-            self.buf.release()
+            self.buf = b""
             self._mmap.close()
             self._mmap = None
 
@@ -122,7 +124,7 @@ class ErofsImage:
             (f, xc, mode, nlink, size, mt, u, ino_n, uid, gid, _r2) = _COMPACT(buf, off)
             inode = Inode(nid, off, True, f, xc, mode, nlink, size, u, ino_n, uid, gid,
                           self.sb.build_time + mt, self.sb.build_time_nsec)
-        if inode.data_offset > self.size:
+        if off + (32 if fmt & 1 == 0 else 64) + (12 + 4 * (xc - 1) if xc else 0) > self.size:
             raise self._error(f"inode nid {nid}: xattr area ({inode.xattr_size} bytes) runs past end of image",
                               off + 2)
         self._inodes[nid] = inode
@@ -143,8 +145,13 @@ class ErofsImage:
         return [XattrEntry(idx, suffix, value, shared, off, sid)
                 for idx, suffix, value, shared, off, sid in self.xattr_tuples(inode)]
 
-    def xattr_tuples(self, inode: Inode) -> list[tuple[int, bytes, bytes, bool, int, int | None]]:
-        """Fast path of :meth:`xattrs`: ``(index, suffix, value, shared, offset, shared_id)``."""
+    def xattr_tuples(self, inode: Inode, c_loader: bool = False
+                     ) -> list[tuple[int, bytes, bytes, bool, int, int | None]]:
+        """Fast path of :meth:`xattrs`: ``(index, suffix, value, shared, offset, shared_id)``.
+
+        With *c_loader*, mimic libcomposefs's inline loop (``while pos + 4 < end``), which never
+        sees a final inline entry of exactly 4 bytes (upstream quirk 5).
+        """
         if inode.xattr_icount == 0:
             return []
         buf = self.buf
@@ -160,10 +167,18 @@ class ErofsImage:
         ids = [_U32(buf, p)[0] for p in range(pos, ids_end, 4)] if shared_count else ()
         pos = ids_end
         nid = inode.nid
-        while pos < end:
-            entry = self._xattr_entry(pos, end, False, None, nid)
-            out.append(entry)
-            pos += (4 + len(entry[1]) + len(entry[2]) + 3) & ~3
+        stop = end - 4 if c_loader else end
+        prefixes = C.XATTR_PREFIXES
+        while pos < stop:
+            if pos + 4 > end:
+                raise self._error(f"inode nid {nid}: inline xattr entry past end of its area", pos)
+            name_len, index, value_size = _XENT(buf, pos)
+            vstart = pos + 4 + name_len
+            vend = vstart + value_size
+            if vend > end or index not in prefixes:
+                self._xattr_entry(pos, end, False, None, nid)  # raises the precise error
+            out.append((index, buf[pos + 4:vstart], buf[vstart:vend], False, pos, None))
+            pos = (vend + 3) & ~3
         for sid in ids:
             entry = self._shared_cache.get(sid)
             if entry is None:
@@ -189,7 +204,7 @@ class ErofsImage:
             raise self._error(f"inode nid {nid}: xattr entry ({name_len}+{value_size} bytes) runs past its area",
                               pos)
         buf = self.buf
-        return (index, bytes(buf[nstart:vstart]), bytes(buf[vstart:vend]), shared, pos, sid)
+        return (index, buf[nstart:vstart], buf[vstart:vend], shared, pos, sid)
 
     # -- data --------------------------------------------------------------------------------
     def data_segments(self, inode: Inode) -> list[tuple[int, int | None, int]]:
@@ -300,7 +315,7 @@ class ErofsImage:
         return bytes(out)
 
     # -- directories -------------------------------------------------------------------------
-    def dir_blocks(self, inode: Inode) -> Iterator[tuple[int, memoryview]]:
+    def dir_blocks(self, inode: Inode) -> Iterator[tuple[int, bytes]]:
         """Yield ``(image_offset, block bytes)`` for each directory block (the last may be short)."""
         for foff, ioff, seglen in self.data_segments(inode):
             if ioff is None:
@@ -323,7 +338,7 @@ class ErofsImage:
         for boff, block in self.dir_blocks(inode):
             yield from self._parse_dir_block_raw(inode, boff, block)
 
-    def _parse_dir_block_raw(self, inode: Inode, boff: int, block: memoryview) -> list[tuple[bytes, int, int]]:
+    def _parse_dir_block_raw(self, inode: Inode, boff: int, block: bytes) -> list[tuple[bytes, int, int]]:
         blen = len(block)
         if blen < C.DIRENT_SIZE:
             raise self._error(f"directory nid {inode.nid}: directory block of {blen} bytes is too short", boff)
@@ -331,28 +346,24 @@ class ErofsImage:
         if first_nameoff < C.DIRENT_SIZE or first_nameoff % C.DIRENT_SIZE or first_nameoff >= blen:
             raise self._error(f"directory nid {inode.nid}: bad first nameoff {first_nameoff} "
                               f"in a {blen}-byte block", boff + 8)
-        n = first_nameoff // C.DIRENT_SIZE
         ents = list(_DIRENT_ITER(block[:first_nameoff]))
-        out = []
-        for i in range(n):
-            nid, nameoff, ftype, _res = ents[i]
-            if i + 1 < n:
-                nend = ents[i + 1][1]
-            else:
-                # last name: up to the first NUL or the block end
-                raw = bytes(block[nameoff:blen]) if nameoff <= blen else b""
-                z = raw.find(b"\0")
-                nend = nameoff + (z if z >= 0 else len(raw))
-            if nameoff < first_nameoff or nend > blen or nend <= nameoff:
-                raise self._error(f"directory nid {inode.nid}: entry {i} has bad name bounds "
-                                  f"[{nameoff}, {nend}) in a {blen}-byte block", boff + i * 12 + 8)
-            if nend - nameoff > C.NAME_MAX:
-                raise self._error(f"directory nid {inode.nid}: entry {i} name longer than {C.NAME_MAX} bytes",
-                                  boff + nameoff)
-            out.append((bytes(block[nameoff:nend]), nid & ~(1 << 63), ftype))
-        return out
+        # name i spans [nameoff_i, nameoff_{i+1}); the last one ends at the first NUL or block end.
+        # Validation uses C-level map/max over whole columns: this is the walk's hot loop.
+        nids, offs, ftypes, _res = zip(*ents)
+        last_off = offs[-1]
+        z = block.find(b"\0", last_off) if last_off < blen else -1
+        ends = offs[1:] + (z if z >= 0 else blen,)
+        if (min(map(_sub, ends, offs)) <= 0 or max(map(_sub, ends, offs)) > C.NAME_MAX
+                or ends[-1] > blen):
+            for i, (o, e) in enumerate(zip(offs, ends)):
+                if e <= o or e - o > C.NAME_MAX or e > blen:
+                    raise self._error(f"directory nid {inode.nid}: entry {i} has bad name bounds "
+                                      f"[{o}, {e}) in a {blen}-byte block", boff + i * 12 + 8)
+        if max(nids) >> 63:
+            nids = [n & ~(1 << 63) for n in nids]
+        return list(zip([block[o:e] for o, e in zip(offs, ends)], nids, ftypes))
 
-    def _parse_dir_block(self, inode: Inode, boff: int, block: memoryview) -> list[Dirent]:
+    def _parse_dir_block(self, inode: Inode, boff: int, block: bytes) -> list[Dirent]:
         return [Dirent(name, nid, ft, boff + i * C.DIRENT_SIZE)
                 for i, (name, nid, ft) in enumerate(self._parse_dir_block_raw(inode, boff, block))]
 
