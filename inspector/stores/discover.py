@@ -200,7 +200,12 @@ def open_store(path: str | Path | None, basedir: str | Path | None = None,
     found = probe(p)
     if not found:
         from inspector.stores.containers import looks_like_graphroot
-        if looks_like_graphroot(p) or looks_like_graphroot(p / "storage"):
+        for name in ("storage", "composefs", "ostree"):
+            if os.path.islink(p / name):
+                raise StoreError(f"{name} is a symlink to {fsutil.link_target(p / name)}, not "
+                                 "followed: give that directory as PATH", path=p)
+        if looks_like_graphroot(p) or (fsutil.is_dir(p / "storage")
+                                       and looks_like_graphroot(p / "storage")):
             gr = p if looks_like_graphroot(p) else p / "storage"
             raise StoreError("incomplete containers/storage graphroot: needs "
                              "overlay-layers/layers.json, overlay-images/images.json and "
