@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Inspect composefs images and stores. `cfs-inspect PATH` opens the TUI.",
         parents=[common_options(False)],
     )
+    # --root only matters to `doctor` (which also accepts it after the subcommand)
+    parser.add_argument("--root", metavar="DIR", default="/",
+                        help="host root prefix for `doctor` probes (default /)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     common = common_options(True)
     for name in COMMAND_MODULES:
