@@ -11,10 +11,11 @@ import pytest
 from conftest import STORES
 from inspector.errors import StoreError
 from inspector.stores.discover import open_store, store_summary
-from inspector.stores.ostree import open_ostree
+from inspector.stores.ostree import open_ostree, read_commit
 
 EXPECTED = json.loads((STORES / "ostree.expected.json").read_text())
 COMMIT = EXPECTED["commit"]
+DIGEST = EXPECTED["commit_metadata"]["ostree.composefs.digest.v0"]
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +51,12 @@ def test_deployment_image(root):
     assert layer.problems == ()
     assert dict(layer.extra) == {"stateroot": "fixture", "commit": COMMIT, "serial": "0",
                                  "deployment": str(deployment),
-                                 "origin-refspec": EXPECTED["ref"]}
+                                 "origin-refspec": EXPECTED["ref"], "subject": "Fixture OS 1",
+                                 "composefs-digest-v0": DIGEST}
     assert store.details["deployments"] == [{
         "stateroot": "fixture", "commit": COMMIT, "serial": 0, "path": str(deployment),
         "origin_refspec": EXPECTED["ref"], "composefs_image": str(root / EXPECTED["composefs_image"]),
+        "subject": "Fixture OS 1", "composefs_digest_v0": DIGEST,
     }]
     assert store.object_search_dirs(im) == [root / EXPECTED["basedir"]]
 
@@ -121,3 +124,22 @@ def test_not_ostree(tmp_path):
     with pytest.raises(StoreError) as ei:
         open_ostree(tmp_path)
     assert str(ei.value) == f"{tmp_path}: not an ostree sysroot or repository (no repo/config or config)"
+
+
+def test_read_commit(root):
+    obj = root / "ostree/repo/objects" / COMMIT[:2] / f"{COMMIT[2:]}.commit"
+    assert read_commit(obj) == {"subject": "Fixture OS 1", "timestamp": 1700003600,
+                                "parent": None, "composefs_digest_v0": DIGEST}
+    assert DIGEST == EXPECTED["composefs_image_fsverity"]
+
+
+def test_malformed_commit_is_a_layer_problem(fresh_store):
+    root = fresh_store("ostree")
+    obj = root / "ostree/repo/objects" / COMMIT[:2] / f"{COMMIT[2:]}.commit"
+    data = obj.read_bytes()
+    obj.write_bytes(data[:-1] + b"\xff")        # last framing offset now points past the end
+    store = open_store(root)
+    (layer,) = store.layers.values()
+    assert layer.problems == (f"{obj}: malformed commit object: framing offset 255 beyond "
+                              f"{len(data)} bytes",)
+    assert dict(layer.extra)["composefs-digest-v0"] == ""

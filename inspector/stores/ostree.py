@@ -37,6 +37,80 @@ def _ini(path: Path) -> configparser.ConfigParser:
     return cp
 
 
+class _GVariantError(ValueError):
+    pass
+
+
+def _osz(n: int) -> int:
+    """GVariant framing-offset size for a container of n bytes."""
+    return 1 if n <= 0xFF else 2 if n <= 0xFFFF else 4 if n <= 0xFFFFFFFF else 8
+
+
+def _off(data: bytes, at: int, osz: int) -> int:
+    v = int.from_bytes(data[at:at + osz], "little")
+    if v > len(data):
+        raise _GVariantError(f"framing offset {v} beyond {len(data)} bytes")
+    return v
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) & ~(a - 1)
+
+
+def _asv(data: bytes) -> dict[str, tuple[str, bytes]]:
+    """Decode a serialized ``a{sv}``: key -> (value type string, serialized value)."""
+    out: dict[str, tuple[str, bytes]] = {}
+    if not data:
+        return out
+    osz = _osz(len(data))
+    table = _off(data, len(data) - osz, osz)
+    if (len(data) - table) % osz:
+        raise _GVariantError("bad a{sv} offset table")
+    start = 0
+    for i in range(table, len(data), osz):
+        end = _off(data, i, osz)
+        entry = data[_align(start, 8):end]
+        start = end
+        if len(entry) < 1 + _osz(len(entry)):
+            raise _GVariantError("truncated dict entry")
+        eosz = _osz(len(entry))
+        key_end = _off(entry, len(entry) - eosz, eosz)
+        key = entry[:key_end].rstrip(b"\0").decode("utf-8", "replace")
+        var = entry[_align(key_end, 8):len(entry) - eosz]
+        zero = var.rfind(b"\0")
+        if zero < 0:
+            raise _GVariantError("variant without type string")
+        out[key] = (var[zero + 1:].decode("ascii", "replace"), var[:zero])
+    return out
+
+
+def read_commit(path: Path) -> dict[str, object]:
+    """The facts of an ostree commit object worth showing: subject, timestamp, parent, and the
+    composefs digest of its metadata (``ostree.composefs.digest.v0``, 32-byte fs-verity sha256).
+
+    The commit is the GVariant ``(a{sv}aya(say)sstayay)``; only framing offsets are needed.
+    Raises StoreError when the object is missing or malformed.
+    """
+    data = fsutil.read_bytes(path, limit=64 << 20)
+    try:
+        osz = _osz(len(data))
+        if len(data) < 6 * osz + 8:
+            raise _GVariantError("too short for a commit")
+        ends = [_off(data, len(data) - (i + 1) * osz, osz) for i in range(6)]
+        meta = _asv(data[:ends[0]])
+        parent = data[ends[0]:ends[1]]
+        subject = data[ends[2]:ends[3]].rstrip(b"\0").decode("utf-8", "replace")
+        ts_at = _align(ends[4], 8)
+        timestamp = int.from_bytes(data[ts_at:ts_at + 8], "big")   # ostree stores it big-endian
+    except _GVariantError as e:
+        raise StoreError(f"malformed commit object: {e}", path=path) from None
+    out: dict[str, object] = {"subject": subject, "timestamp": timestamp,
+                              "parent": parent.hex() if len(parent) == 32 else None}
+    typ, val = meta.get("ostree.composefs.digest.v0", ("", b""))
+    out["composefs_digest_v0"] = val.hex() if typ == "ay" and len(val) == 32 else None
+    return out
+
+
 def _read_refs(repo: Path, store: Store) -> None:
     """refs/heads/** (local) and refs/remotes/<remote>/** (as ``remote:ref``)."""
     for sub, prefix_depth in (("heads", 0), ("remotes", 1)):
@@ -116,9 +190,10 @@ def _add_deployment(store: Store, objects: Path, dpath: Path, stateroot: str, co
             store.problems.append(str(e))
     cfs = dpath / CFS_NAME
     has_cfs = fsutil.is_file(cfs)
-    deployments.append({"stateroot": stateroot, "commit": commit, "serial": serial,
-                        "path": str(dpath), "origin_refspec": refspec,
-                        "composefs_image": str(cfs) if has_cfs else None})
+    record: dict[str, object] = {"stateroot": stateroot, "commit": commit, "serial": serial,
+                                 "path": str(dpath), "origin_refspec": refspec,
+                                 "composefs_image": str(cfs) if has_cfs else None}
+    deployments.append(record)
     if not has_cfs:
         if fsutil.lexists(cfs):
             store.problems.append(f"{cfs}: not a regular file; not followed")
@@ -126,14 +201,26 @@ def _add_deployment(store: Store, objects: Path, dpath: Path, stateroot: str, co
             store.notes.append(f"deployment {stateroot}/{dpath.name} has no {CFS_NAME}")
         return
     problems = []
-    if not fsutil.lexists(objects / commit[:2] / f"{commit[2:]}.commit"):
+    commit_info: dict[str, object] = {}
+    commit_obj = objects / commit[:2] / f"{commit[2:]}.commit"
+    if not fsutil.lexists(commit_obj):
         problems.append(f"commit object {commit[:2]}/{commit[2:]}.commit is missing from the repo")
+    else:
+        try:
+            commit_info = read_commit(commit_obj)
+            record["subject"] = commit_info["subject"]
+        except StoreError as e:
+            problems.append(str(e))
+    # the digest the commit promises for this image (signed boots compare it with .ostree.cfs)
+    record["composefs_digest_v0"] = commit_info.get("composefs_digest_v0")
     lid = f"{stateroot}/{dpath.name}"
     names = [f"{stateroot}:{commit}"] + sorted(by_commit.get(commit, []))
     if refspec and refspec not in names:
         names.append(refspec)
     extra = (("stateroot", stateroot), ("commit", commit), ("serial", str(serial)),
-             ("deployment", str(dpath)), ("origin-refspec", refspec or ""))
+             ("deployment", str(dpath)), ("origin-refspec", refspec or ""),
+             ("subject", str(commit_info.get("subject", ""))),
+             ("composefs-digest-v0", str(commit_info.get("composefs_digest_v0") or "")))
     store.layers[lid] = Layer(id=lid, parent=None, composefs=True, blob=cfs, object_dir=objects,
                               problems=tuple(problems), extra=extra)
     store.images.append(StoreImage(id=lid, names=tuple(names), layers=(lid,), digest=commit))
