@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -108,6 +107,17 @@ def test_mixed_host_lists_every_store(tmp_path, store_root):
                            f"also found: ostree at {host}/ostree"]
     # one level further up, the stores are found in the child directory
     assert open_store(tmp_path).path == host / "storage"
+
+
+def test_bootc_bound_images_storage_is_listed(tmp_path, store_root):
+    sysroot = tmp_path / "sysroot"
+    shutil.copytree(store_root("composefs-repo") / "composefs", sysroot / "composefs", symlinks=True)
+    shutil.copytree(store_root("containers-storage") / "storage",
+                    sysroot / "composefs/bootc/storage", symlinks=True)
+    (sysroot / "state/deploy").mkdir(parents=True)
+    store = open_store(sysroot)
+    assert store.kind == "composefs-rs" and store.path == sysroot / "composefs"
+    assert store.notes == [f"also found: containers-storage at {sysroot}/composefs/bootc/storage"]
 
 
 def test_relative_path_becomes_absolute(store_root, monkeypatch):

@@ -44,10 +44,6 @@ class _Repo:
         self.real = Path(os.path.realpath(self.root))
         self.objects = self.root / "objects"
 
-    def rel(self, real_path: Path) -> Path:
-        """Map a path resolved under the real root back under the root as given."""
-        return self.root / real_path.relative_to(self.real)
-
     def resolve_object(self, link: Path) -> tuple[str | None, str | None]:
         """(object name, problem) for an entry that must lead to ``objects/xx/rest``."""
         rel_link = link.relative_to(self.root)
@@ -120,7 +116,7 @@ def _walk_links(top: Path, problems: list[str], root: Path) -> list[Path]:
     return sorted(out)
 
 
-def _read_meta(repo: _Repo, store: Store) -> dict | None:
+def _read_meta(repo: _Repo) -> dict | None:
     path = repo.root / "meta.json"
     if not fsutil.lexists(path):
         return None
@@ -145,7 +141,7 @@ def _infer_hash_len(repo: _Repo) -> int | None:
 def open_repository(root: Path) -> Store:
     repo = _Repo(root)
     store = Store(kind="composefs-rs", path=repo.root, object_naming="fsverity-sha512")
-    meta = _read_meta(repo, store)
+    meta = _read_meta(repo)
     hash_len: int | None = None
     if meta is not None:
         store.details["meta"] = meta

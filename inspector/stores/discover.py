@@ -12,7 +12,8 @@ Order of preference at one directory (mixed hosts are normal; everything else fo
 2. composefs-rs repository: PATH, then ``PATH/composefs`` (bootc's ``/sysroot``);
 3. ostree: a sysroot (``PATH/ostree/repo``), the ``ostree`` dir itself (``PATH/repo`` +
    ``PATH/deploy``) or a bare repository (``PATH/config`` + ``objects/``);
-4. the same tests one level down (PATH's real subdirectories), when nothing matched at PATH.
+4. bootc's graphroot of logically bound images (``<os store>/bootc/storage``), as a secondary find;
+5. the same tests one level down (PATH's real subdirectories), when nothing matched at PATH.
 
 A regular file is a single image (composefs magic at 0, or plain EROFS magic at 1024) whose
 objects are in ``--basedir``.  With no PATH the per-user defaults are searched
@@ -73,6 +74,12 @@ def probe_dir(path: Path) -> list[tuple[str, Path]]:
         found.append(("ostree", path))
     elif is_ostree_repo(path):
         found.append(("ostree", path))
+    # bootc keeps logically bound images in a graphroot beside its OS store (stores.md §5)
+    for kind, root in list(found):
+        if kind in ("composefs-rs", "ostree"):
+            bound = root / "bootc" / "storage"
+            if fsutil.is_dir(root / "bootc") and fsutil.is_dir(bound) and is_graphroot(bound):
+                found.append(("containers-storage", bound))
     return found
 
 
