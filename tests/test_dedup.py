@@ -107,3 +107,20 @@ def test_text_output(store_root, capsys):
     text = capsys.readouterr().out
     assert "  reclaimable copies               12.8 KiB (13,100 bytes)\n" in text
     assert "freed if deleted 53.1 KiB (54,379 bytes)" in text
+
+
+def test_inventory_objects(store_root):
+    from inspector.analysis.objects import build_index
+    idx = build_index(open_store(store_root("containers-storage")))
+    objs = idx.objects()
+    assert len(objs) == 49
+    A, B, C = ("7be02b4d8b66c53946d5d69a6e0a1de8f789b20e6d8cc13d37e5f87929d5f92e",
+               "046a1e9b90e4d3d1229d275525dff99e53a8d2d0756393367d38fa5122513f59",
+               "b7f4dbfbc9efbe78ed8a48bc52faabd3b2280a9047a6823efa6f479c3d4215f0")
+    empty = objs["e3/b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]
+    assert (empty.size, empty.locations, len(empty.identities), empty.kind) == (0, (A, B, C), 3, "reg")
+    lib = objs["a3/9e88bcce0a671115c4b060ea2bfbc505dae237fb08e8faf8a0a0045a012bb5"]
+    assert (lib.size, lib.locations, len(lib.identities), lib.nlink) == (9000, (B, C), 1, 2)
+    refs = idx.payload_refs("38/0f405a65c3c8c40189ed35e42a5a240ba1a35fe93fde39726c240de428bb2f")
+    assert [(lid, r.path, r.size, r.digest.hex()[:8]) for lid, r in refs] == [
+        (A, b"/etc/os-release", 181, "fde3b933"), (A, b"/usr/lib/os-release", 181, "fde3b933")]

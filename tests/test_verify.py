@@ -292,3 +292,31 @@ def test_cancel_and_progress(store_root):
 def test_bad_input_exit_2(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("cfs-inspect: ")
+
+
+def test_suspicious_payloads_never_opened(tmp_path, monkeypatch, capsys):
+    from inspector.composefs.dumpfile import parse_dump
+    from inspector.composefs.writer import build_image
+    dump = (b"/ 4096 40755 2 0 0 0 0.0 - - -\n"
+            b"/abs 100 100644 1 0 0 0 0.0 /etc/passwd - -\n"
+            b"/climb 100 100644 1 0 0 0 0.0 ../../etc/shadow - -\n"
+            b"/gone 100 100644 1 0 0 0 0.0 aa/bbbb - -\n")
+    image = tmp_path / "evil.cfs"
+    image.write_bytes(build_image(parse_dump(dump, strict=False)))
+    objs = tmp_path / "objects"
+    objs.mkdir()
+    opened = []
+    real = hashing.open_ro
+    monkeypatch.setattr(hashing, "open_ro", lambda p: opened.append(p) or real(p))
+    rc, out = run(capsys, "verify", "--basedir", str(objs), str(image), "--json")
+    assert rc == 1
+    got = sorted((p["kind"], p["object"], p["path"], p["detail"]) for p in out["problems"])
+    assert got == [
+        ("missing", "aa/bbbb", "/gone", f"object not found in {objs}"),
+        ("suspicious", "../../etc/shadow", "/climb", "payload climbs with '..': never opened"),
+        ("suspicious", "/etc/passwd", "/abs", "absolute payload: never opened"),
+        ("unverifiable", None, None, "the blob carries no fs-verity digest for any of its 3 "
+         "objects: content can be checked only through object names, and the kernel cannot "
+         "enforce verity"),
+    ]
+    assert opened == []

@@ -93,6 +93,29 @@ class ObjectFile:
 
 
 @dataclass(frozen=True, slots=True)
+class Object:
+    """An object name with every physical copy of it (the inventory's unit of accounting)."""
+
+    name: str
+    size: int                                 # of the first copy
+    copies: tuple[ObjectFile, ...]            # in object-dir order
+    locations: tuple[str, ...]                # ids of the layers whose object dirs hold it
+    kind: str                                 # file kind of the first copy
+
+    @property
+    def identities(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for c in self.copies:
+            if c.identity not in out:
+                out.append(c.identity)
+        return tuple(out)
+
+    @property
+    def nlink(self) -> int:
+        return max(c.nlink for c in self.copies)
+
+
+@dataclass(frozen=True, slots=True)
 class ScanNote:
     """Something odd found while scanning an object directory (reported by verify)."""
 
@@ -314,6 +337,23 @@ class StoreIndex:
     def copies(self, name: str) -> list[ObjectFile]:
         """Every present file with this name, in object-dir order."""
         return [files[name] for files in self.files.values() if name in files]
+
+    def objects(self) -> dict[str, Object]:
+        """name -> Object, names sorted; the layers holding each name as ``locations``."""
+        copies: dict[str, list[ObjectFile]] = {}
+        for files in self.files.values():
+            for name, f in files.items():
+                copies.setdefault(name, []).append(f)
+        out: dict[str, Object] = {}
+        for name in sorted(copies):
+            cs = copies[name]
+            locs: list[str] = []
+            for c in cs:
+                for lid in self.owners.get(c.object_dir, []):
+                    if lid not in locs:
+                        locs.append(lid)
+            out[name] = Object(name, cs[0].size, tuple(cs), tuple(locs), cs[0].kind)
+        return out
 
     # ---- reference helpers
     def composefs_layers(self) -> list[Layer]:

@@ -297,12 +297,12 @@ def _referenced_by_dir(store: Store, idx: StoreIndex) -> dict[Path, set[str]]:
     out: dict[Path, set[str]] = {}
     for lid, blob in idx.blobs.items():
         layer = store.layers[lid]
-        dirs: list[Path] = []
+        dirs: set[Path] = set()
         if store.kind == "containers-storage":
             for im in store.images_using(lid):
-                dirs.extend(store.object_search_dirs(im))
+                dirs.update(store.object_search_dirs(im))
         if layer.object_dir is not None:
-            dirs.append(layer.object_dir)
+            dirs.add(layer.object_dir)
         for d in dirs:
             out.setdefault(d, set()).update(blob.by_payload)
     for d in idx.files:
