@@ -238,3 +238,11 @@ def test_generation_a_repository(tmp_path):
     assert lay.object_refs == (f"{content[:2]}/{content[2:]}",)
     assert (lay.inline_chunks, lay.external_chunks) == (1, 1)
     assert store.metadata_objects == {f"{h[:2]}/{h[2:]}" for h in (content, image, layer, config)}
+
+
+def test_control_bytes_in_names_are_escaped(fresh_store):
+    repo = fresh_store("composefs-repo") / "composefs"
+    os.symlink("/etc/\x1b[2Jx", repo / "images/refs/\x1b[31mred")
+    store = open_store(repo)
+    assert store.problems == ["images/refs/\\x1b[31mred -> /etc/\\x1b[2Jx: points outside the "
+                              "repository; not followed"]

@@ -234,3 +234,20 @@ def test_detection_never_writes(store_root):
     for lid in store.layers:
         read_layer_toc(store.path, lid)
     assert snapshot() == before
+
+
+def test_unsafe_layer_ids_are_skipped(fresh_store):
+    root = fresh_store("containers-storage")
+    lj = root / "storage" / "overlay-layers" / "layers.json"
+    layers = json.loads(lj.read_text())
+    layers += [{"id": "../../../etc"}, {"id": "a\u0000b"}, {"id": "\x1b[31m.."}, dict(layers[0])]
+    lj.write_text(json.dumps(layers))
+    store = open_store(root)
+    assert store.problems == [
+        f"{lj}: entry 4 has an unsafe id '../../../etc', skipped",
+        f"{lj}: entry 5 has an unsafe id 'a\\x00b', skipped",
+        f"{lj}: layer {A} listed twice, first kept",
+    ]
+    # the id stays raw in the model; problem lines are escaped for the terminal
+    assert store.layers["\x1b[31m.."].problems == (
+        f"layer directory {store.path}/overlay/\\x1b[31m.. is missing",)

@@ -233,6 +233,9 @@ def open_repository(root: Path) -> Store:
     if store.details["generation"] != "C":
         store.notes.append(f"old repository format (generation {store.details['generation']}, "
                            "no meta.json): read as is; cfsctl would upgrade it in place")
+    # names in these lines come from the store: escape control bytes for the terminal
+    store.problems[:] = [fsutil.safe_text(x) for x in store.problems]
+    store.notes[:] = [fsutil.safe_text(x) for x in store.notes]
     return store
 
 

@@ -151,7 +151,7 @@ def _read_layer(graphroot: Path, entry: dict) -> Layer:
         created=_str(entry.get("created")),
         diff_digest=_str(entry.get("diff-digest")),
         diff_size=_int(entry.get("diff-size")),
-        problems=tuple(problems),
+        problems=tuple(fsutil.safe_text(p) for p in problems),   # ids come from JSON
         extra=tuple(extra),
     )
 
@@ -163,12 +163,12 @@ def _chain(store: Store, top: str) -> tuple[tuple[str, ...], list[str]]:
     cur: str | None = top
     while cur is not None:
         if cur in chain:
-            problems.append(f"layer parent chain loops at {cur}")
+            problems.append(f"layer parent chain loops at {fsutil.safe_text(cur)}")
             break
         chain.append(cur)
         layer = store.layers.get(cur)
         if layer is None:
-            problems.append(f"layer {cur} is not in layers.json")
+            problems.append(f"layer {fsutil.safe_text(cur)} is not in layers.json")
             break
         cur = layer.parent
     return tuple(chain), problems
@@ -188,12 +188,13 @@ def open_graphroot(graphroot: Path) -> Store:
             store.problems.append(f"{layers_json}: entry {i} has no string \"id\", skipped")
             continue
         lid = entry["id"]
-        if "/" in lid or lid in (".", ".."):
+        if "/" in lid or "\0" in lid or lid in (".", ".."):
             store.problems.append(f"{layers_json}: entry {i} has an unsafe id "
-                                  f"{fsutil.safe_text(lid)!r}, skipped")
+                                  f"'{fsutil.safe_text(lid)}', skipped")
             continue
         if lid in store.layers:
-            store.problems.append(f"{layers_json}: layer {lid} listed twice, first kept")
+            store.problems.append(f"{layers_json}: layer {fsutil.safe_text(lid)} listed twice, "
+                                  "first kept")
             continue
         store.layers[lid] = _read_layer(graphroot, entry)
 
@@ -223,6 +224,9 @@ def open_graphroot(graphroot: Path) -> Store:
         store.notes.append(f"0 composefs layers of {len(store.layers)}"
                            + (" (rootless: containers/storage refuses composefs in user "
                               "namespaces)" if _is_rootless(graphroot) else ""))
+    # names in these lines come from the store: escape control bytes for the terminal
+    store.problems[:] = [fsutil.safe_text(x) for x in store.problems]
+    store.notes[:] = [fsutil.safe_text(x) for x in store.notes]
     return store
 
 
@@ -240,8 +244,8 @@ def read_layer_toc(graphroot: Path, layer_id: str) -> dict | None:
     Read on demand only (the TUI's layer view): TOCs of large layers are megabytes of JSON.
     Raises StoreError when the file exists but is not a JSON object.
     """
-    if "/" in layer_id or layer_id in ("", ".", ".."):
-        raise StoreError(f"invalid layer id {fsutil.safe_text(layer_id)!r}")
+    if "/" in layer_id or "\0" in layer_id or layer_id in ("", ".", ".."):
+        raise StoreError(f"invalid layer id '{fsutil.safe_text(layer_id)}'")
     path = Path(graphroot) / "overlay-layers" / layer_id / bigdata_name(TOC_KEY)
     if not fsutil.lexists(path):
         return None

@@ -96,15 +96,19 @@ def probe(path: Path) -> list[tuple[str, Path]]:
 
 
 def image_magic(path: Path) -> str | None:
-    """"composefs", "erofs" (plain EROFS) or None for a regular file's first bytes."""
+    """"composefs", "erofs" (plain EROFS) or None for a regular file's first bytes.
+
+    The user named this file, so a final symlink is followed only through the PATH they gave
+    (``open_store`` passes the path as typed; O_NOFOLLOW applies to the last component).
+    """
     try:
         fd = fsutil.open_ro(path)
-    except OSError:
-        return None
+    except OSError as e:
+        raise StoreError(f"cannot open: {e.strerror}", path=path) from None
     try:
         head = os.pread(fd, 1028, 0)
-    except OSError:
-        return None
+    except OSError as e:
+        raise StoreError(f"cannot read: {e.strerror}", path=path) from None
     finally:
         os.close(fd)
     if head[:4] == COMPOSEFS_MAGIC:

@@ -86,7 +86,7 @@ def lexists(path: Path) -> bool:
     try:
         os.lstat(path)
         return True
-    except OSError:
+    except (OSError, ValueError):      # ValueError: a NUL byte in a name taken from JSON
         return False
 
 
@@ -94,7 +94,7 @@ def is_dir(path: Path) -> bool:
     """A real directory (not a symlink to one)."""
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -102,7 +102,7 @@ def is_file(path: Path) -> bool:
     """A real regular file (not a symlink to one)."""
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 

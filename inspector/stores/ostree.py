@@ -175,6 +175,9 @@ def open_ostree(root: Path) -> Store:
         store.notes.append("bare ostree repository: no deployments, so no composefs images")
     elif not store.images:
         store.notes.append("no deployment has a .ostree.cfs composefs image")
+    # names in these lines come from the store: escape control bytes for the terminal
+    store.problems[:] = [fsutil.safe_text(x) for x in store.problems]
+    store.notes[:] = [fsutil.safe_text(x) for x in store.notes]
     return store
 
 
@@ -222,5 +225,6 @@ def _add_deployment(store: Store, objects: Path, dpath: Path, stateroot: str, co
              ("subject", str(commit_info.get("subject", ""))),
              ("composefs-digest-v0", str(commit_info.get("composefs_digest_v0") or "")))
     store.layers[lid] = Layer(id=lid, parent=None, composefs=True, blob=cfs, object_dir=objects,
-                              problems=tuple(problems), extra=extra)
+                              problems=tuple(fsutil.safe_text(x) for x in problems),
+                              extra=extra)
     store.images.append(StoreImage(id=lid, names=tuple(names), layers=(lid,), digest=commit))
