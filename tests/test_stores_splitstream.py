@@ -310,3 +310,23 @@ def test_zstd_bomb_is_capped(tmp_path, monkeypatch):
     p = write(tmp_path, build_bc("C", stream_raw=pyzstd.compress(raw), stream_size=1 << 20))
     with pytest.raises(StoreError, match=r"decompresses to more than 65536 bytes$"):
         read_splitstream(p)
+
+
+def test_walk_memory_is_bounded(tmp_path):
+    """A 64 MiB inline chunk is skipped piecewise, never held: peak stays near the 1 MiB piece."""
+    import tracemalloc
+
+    size = 64 << 20
+    raw = struct.pack("<q", -size) + bytes(size)
+    data = build_bc("C", stream_raw=pyzstd.compress(raw), stream_size=size)
+    del raw
+    p = write(tmp_path, data)
+    del data
+    tracemalloc.start()
+    try:
+        info = read_splitstream(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (info.inline_chunks, info.inline_bytes) == (1, size)
+    assert peak < 8 << 20
