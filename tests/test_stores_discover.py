@@ -13,7 +13,7 @@ from conftest import IMAGES, SAMPLE
 import inspector.stores.discover as discover
 from inspector.errors import StoreError
 from inspector.stores.bare import decide_object_naming
-from inspector.stores.discover import default_candidates, open_store, store_summary
+from inspector.stores.discover import default_candidates, open_all, open_store, store_summary
 
 
 @pytest.fixture
@@ -107,6 +107,15 @@ def test_mixed_host_lists_every_store(tmp_path, store_root):
                            f"also found: ostree at {host}/ostree"]
     # one level further up, the stores are found in the child directory
     assert open_store(tmp_path).path == host / "storage"
+    # open_all loads each; a broken one carries its error instead of hiding the others
+    (host / "composefs/meta.json").write_text("[")
+    stores = open_all(host)
+    assert [(s.kind, s.path) for s in stores] == [
+        ("containers-storage", host / "storage"), ("composefs-rs", host / "composefs"),
+        ("ostree", host / "ostree")]
+    assert [len(s.images) for s in stores] == [4, 0, 1]
+    assert stores[1].problems == [f"{host}/composefs/meta.json: offset 0x1: invalid JSON: "
+                                  "Expecting value (line 1 column 2)"]
 
 
 def test_bootc_bound_images_storage_is_listed(tmp_path, store_root):

@@ -233,6 +233,24 @@ def open_store(path: str | Path | None, basedir: str | Path | None = None,
     return store
 
 
+def open_all(path: str | Path) -> list[Store]:
+    """Every store found at *path* (mixed hosts), in :func:`probe` order.
+
+    Unlike :func:`open_store`, a store that fails to load does not hide the others: it is
+    returned as an empty Store of its kind carrying the error as its only problem.
+    """
+    p = Path(os.path.abspath(path))
+    out: list[Store] = []
+    for kind, root in probe(p):
+        try:
+            out.append(open_kind(kind, root))
+        except StoreError as e:
+            broken = Store(kind=kind, path=root, object_naming="unknown")  # type: ignore[arg-type]
+            broken.problems.append(str(e))
+            out.append(broken)
+    return out
+
+
 # --------------------------------------------------------------------------- summary
 
 def _p(path: Path | None) -> str | None:
