@@ -182,7 +182,7 @@ def open_store(path: str | Path | None, basedir: str | Path | None = None,
     """
     from inspector.stores.bare import open_images
 
-    extra = [Path(p) for p in images or []]
+    extra = [Path(os.path.abspath(p)) for p in images or []]
     bd = Path(os.path.abspath(basedir)) if basedir is not None else None
     if path is None:
         if extra:
@@ -190,6 +190,8 @@ def open_store(path: str | Path | None, basedir: str | Path | None = None,
         kind, root, others = _default_store()
         store = open_kind(kind, root)
         store.notes.extend(f"also found: {o}" for o in others)
+        if bd is not None:
+            store.notes.append(f"--basedir {bd} ignored: no image given")
         return store
 
     p = Path(os.path.abspath(path))
