@@ -15,8 +15,8 @@ refs and the merged view of one command share a single walk of each blob.
 from __future__ import annotations
 
 import os
+import re
 import stat
-import string
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,8 @@ from pathlib import Path
 from inspector.errors import InspectError
 from inspector.stores.model import Layer, Store, StoreImage
 
-_HEX = frozenset(string.hexdigits.lower())
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_HEX_RE = re.compile("[0-9a-f]+")
 
 #: The object containers/storage writes for empty files; mkcomposefs drops the payload of
 #: size-0 files, so no blob ever references it.  Present-but-unreferenced is expected.
@@ -51,7 +52,7 @@ def file_kind(mode: int) -> str:
 
 
 def is_hex(s: str) -> bool:
-    return bool(s) and all(c in _HEX for c in s)
+    return _HEX_RE.fullmatch(s) is not None
 
 
 def payload_is_suspicious(payload: str) -> str | None:
@@ -65,7 +66,7 @@ def payload_is_suspicious(payload: str) -> str | None:
         return "payload climbs with '..'"
     if any(p in ("", ".") for p in parts):
         return "payload has empty or '.' components"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in payload):
+    if _CONTROL.search(payload):
         return "payload contains control characters"
     return None
 

@@ -314,9 +314,8 @@ def _judge(u: _Unit, res: HashResult, store: Store, add) -> None:
     f = u.file
     assert f is not None
     path0 = u.refs[0].path if u.refs else None
-    obj = safe_text(u.name)
     if res.error is not None:
-        add(res.error_kind or "unreadable", ERROR, u.layers, obj,
+        add(res.error_kind or "unreadable", ERROR, u.layers, safe_text(u.name),
             f"{f.path}: {res.error}", path0)
         return
     reasons: list[str] = []
@@ -339,4 +338,4 @@ def _judge(u: _Unit, res: HashResult, store: Store, add) -> None:
         if got is not None and got != dig.hex():
             reasons.append(f"fs-verity digest {got} does not match the image DIGEST {dig.hex()}")
     if reasons:
-        add(kind, ERROR, u.layers, obj, "; ".join(reasons), path0)
+        add(kind, ERROR, u.layers, safe_text(u.name), "; ".join(reasons), path0)
