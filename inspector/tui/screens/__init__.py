@@ -1,0 +1,1 @@
+"""Screens of the TUI: overview, browser, search, help (core) and the secondary screens."""

@@ -1,0 +1,456 @@
+"""The TUI's shared state: the opened store, its layer readers and the analysis results.
+
+No Textual here.  Every screen reads ``app.session`` (a :class:`Session`); expensive results
+(the reference index, dedup, a verify run) are computed by thread workers that call the
+``compute_*`` methods and are ``None`` until ready, so a screen always has something to show.
+
+Contract for screens written by others (Objects, Dedup, Problems, Health):
+``session.store`` (model), ``session.index`` (:class:`~inspector.analysis.objects.StoreIndex`
+or None), ``session.dedup`` (:class:`~inspector.analysis.dedup.DedupReport` or None),
+``session.verify_report`` (:class:`~inspector.analysis.verify.VerifyReport` or None), and
+``app.jump(image_label_or_None, layer_id_or_None, path_bytes_or_str)`` to open the browser
+somewhere.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from inspector.analysis.objects import StoreIndex, build_index, is_hex
+from inspector.errors import InspectError
+from inspector.stores.model import Layer, Store, StoreImage
+from inspector.tui.widgets.source import (BrowseSource, Details, LayerReader, LayerSource,
+                                          MergedSource, Node, Share, join, object_file)
+
+SEARCH_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    image: StoreImage
+    label: str
+    layers: int
+    logical: int | None
+    unique: int | None
+    shared: int | None
+    digests: str             # "38/38", "none", "-"
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRow:
+    layer: Layer
+    kind: str                # composefs / plain / plain EROFS
+    inodes: int | None
+    objects: int | None
+    bytes: int | None
+    shared_pct: float | None
+    images: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    physical: int
+    logical: int
+    saved: int
+    reclaimable: int
+
+
+class Session:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.RLock()
+        self._readers: dict[str, LayerReader] = {}
+        self._merged: dict[str, MergedSource] = {}
+        self.index: StoreIndex | None = None
+        self.index_error: str | None = None
+        self.dedup = None
+        self.dedup_error: str | None = None
+        self.verify_report = None
+        self._refcount: Counter[str] | None = None
+        #: object file path -> (state, note) from `v` / `V`
+        self.object_states: dict[Path, tuple[str, str | None]] = {}
+
+    # -- basics ------------------------------------------------------------------------------
+    @property
+    def single_image(self) -> bool:
+        return self.store.kind == "image"
+
+    def image_by_label(self, label: str) -> StoreImage | None:
+        for im in self.store.images:
+            if label in (im.label, im.id) or label in im.names:
+                return im
+        return None
+
+    def reader(self, layer_id: str) -> LayerReader:
+        with self._lock:
+            r = self._readers.get(layer_id)
+            if r is None:
+                r = self._readers[layer_id] = LayerReader(self.store, self.store.layers[layer_id])
+            return r
+
+    def is_plain_erofs(self, layer_id: str) -> bool:
+        r = self.reader(layer_id)
+        return r.img is not None and r.img.is_plain_erofs
+
+    def source(self, image: StoreImage, layer_id: str | None = None) -> BrowseSource:
+        """The merged view of *image* (layer_id None) or one layer's own tree."""
+        if layer_id is not None or self.single_image:
+            lid = layer_id or image.layers[0]
+            pos = image.layers.index(lid) + 1 if lid in image.layers else 0
+            title = (f"{image.label}" if self.single_image else
+                     f"{image.label} · layer {lid[:12]} ({pos}/{len(image.layers)}, own tree)")
+            return LayerSource(self.reader(lid), title)
+        with self._lock:
+            m = self._merged.get(image.id)
+            if m is None:
+                readers = {lid: self.reader(lid) for lid in image.layers if lid in self.store.layers}
+                m = self._merged[image.id] = MergedSource(
+                    self.store, image, readers, f"{image.label} · merged ({len(image.layers)} layers)")
+            return m
+
+    def close(self) -> None:
+        for r in self._readers.values():
+            r.close()
+
+    # -- analysis (called from thread workers) -------------------------------------------------
+    def compute_index(self) -> StoreIndex:
+        idx = build_index(self.store)
+        rc: Counter[str] = Counter()
+        for b in idx.blobs.values():
+            for name, refs in b.by_payload.items():
+                rc[name] += len(refs)
+        with self._lock:
+            self.index = idx
+            self._refcount = rc
+        return idx
+
+    def compute_dedup(self):
+        from inspector.analysis.dedup import dedup_store
+        idx = self.index or self.compute_index()
+        rep = dedup_store(self.store, idx)
+        self.dedup = rep
+        return rep
+
+    def refcount(self, payload: str | None) -> int | None:
+        if payload is None:
+            return 0
+        rc = self._refcount
+        return None if rc is None else rc.get(payload, 0)
+
+    # -- details -----------------------------------------------------------------------------
+    def details(self, source: BrowseSource, image: StoreImage | None, path: bytes) -> Details:
+        """The source's inode details plus object location/state, hardlinks and sharing."""
+        d = source.details(path)
+        if d.kind == "error" or d.layer is None:
+            return d
+        layer = self.store.layers.get(d.layer)
+        if d.payload is not None:
+            op, state, note = object_file(self.store, layer, d.payload, image)
+            d.object_path, d.object_state, d.object_note = op, state, note
+            if op is not None and op in self.object_states:
+                d.object_state, d.object_note = self.object_states[op]
+            elif op is not None and self.verify_report is not None and state == "present":
+                d.object_state, d.object_note = self._state_from_report(d.payload, d.layer)
+        idx = self.index
+        if idx is not None:
+            b = idx.blobs.get(d.layer)
+            if b is not None and d.nid is not None and d.nlink > 1 and d.kind != "dir":
+                sib = [r.path for r in b.refs if r.nid == d.nid]
+                if sib:
+                    d.hardlinks = sorted(set(sib) | {path})
+            if d.payload is not None:
+                d.shares = self.shares(d.payload, d.layer, path,
+                                       image.label if image is not None else None)
+        return d
+
+    def _state_from_report(self, payload: str, layer: str) -> tuple[str, str | None]:
+        rep = self.verify_report
+        for p in rep.problems:
+            if p.object == payload and (p.layer in (None, layer) or not p.layer):
+                if p.severity == "error":
+                    return p.kind, p.detail
+        if rep.cancelled:
+            return "present", "verify run was cancelled before this object"
+        return "verified", "checked by the last verify run"
+
+    def shares(self, payload: str, layer: str | None = None, path: bytes | None = None,
+               image: str | None = None) -> list[Share]:
+        """Every (image, layer, path) reading *payload* except the entry itself in *image*."""
+        idx = self.index
+        if idx is None:
+            return []
+        out: list[Share] = []
+        for lid, ref in idx.payload_refs(payload):
+            for im in self.store.images_using(lid) or [None]:
+                label = im.label if im is not None else None
+                if lid == layer and ref.path == path and (image is None or label == image):
+                    continue
+                visible = None
+                if im is not None:
+                    n = self.source(im).node(ref.path)
+                    visible = n is not None and n.layer == lid and n.kind == "reg"
+                out.append(Share(label, lid, ref.path, visible))
+        out.sort(key=lambda s: (s.layer == layer, s.image or "", s.layer, s.path))
+        return out
+
+    # -- verify ------------------------------------------------------------------------------
+    def verify_object(self, d: Details, cancel: threading.Event | None = None) -> tuple[str, str | None]:
+        """Hash the selection's object and judge it like ``verify`` does (adapter: the engine
+        judges whole stores only).  Records the state for the detail pane."""
+        from inspector.analysis.hashing import HashJob, hash_file
+        if d.object_path is None or d.object_state in ("missing", "suspicious", "no object"):
+            return d.object_state or "no object", d.object_note
+        try:
+            st = os.lstat(d.object_path)
+        except OSError as e:
+            return "missing", e.strerror
+        algs: set[str] = set()
+        naming = self.store.object_naming
+        name_hex = _name_hex(d.payload or "", naming)
+        if name_hex is not None:
+            algs.add({"sha256-content": "sha256", "fsverity-sha256": "fsverity-sha256",
+                      "fsverity-sha512": "fsverity-sha512"}[naming])
+        if d.digest:
+            algs.add("fsverity-sha256" if len(d.digest) == 64 else "fsverity-sha512")
+        if not algs:
+            res_state = ("present", "nothing to check against: no DIGEST and the name is not a digest")
+            self.object_states[d.object_path] = res_state
+            return res_state
+        res = hash_file(HashJob(d.object_path, (st.st_dev, st.st_ino), frozenset(algs), st.st_size),
+                        cancel)
+        if res.error is not None:
+            state = (res.error_kind or "unreadable", res.error)
+        else:
+            reasons = []
+            if res.size != d.size:
+                reasons.append(f"object has {res.size} bytes, the image expects {d.size}")
+            if name_hex is not None:
+                alg = "sha256" if naming == "sha256-content" else naming
+                got = res.get(alg)
+                if got is not None and got != name_hex:
+                    reasons.append(f"{'content sha256' if alg == 'sha256' else 'fs-verity digest'} "
+                                   f"{got} does not match the object name")
+            if d.digest:
+                got = res.get("fsverity-sha256" if len(d.digest) == 64 else "fsverity-sha512")
+                if got != d.digest:
+                    reasons.append(f"fs-verity digest {got} does not match the image DIGEST")
+            state = ("corrupt", "; ".join(reasons)) if reasons else \
+                ("verified", "+".join(sorted(algs)) + " match")
+        if state[0] != "cancelled":
+            self.object_states[d.object_path] = state
+        return state
+
+    # -- search ------------------------------------------------------------------------------
+    def search(self, source: BrowseSource, image: StoreImage | None, query: str,
+               cancel: threading.Event | None = None) -> list[tuple[bytes, str]]:
+        """Paths of *source* matching a glob (or plain substring), or objects by digest prefix.
+
+        A query of hex digits (optionally ``xx/`` style, at least 4) is a digest/object prefix;
+        it needs the index and matches payload names and metacopy digests.  Anything else is a
+        glob: with a ``/`` it matches the whole path, else the name; a query without glob
+        characters matches as a substring of the name.  Returns (path, why).
+        """
+        q = query.strip()
+        if not q:
+            return []
+        key = q.replace("/", "").lower()
+        out: list[tuple[bytes, str]] = []
+        if len(key) >= 4 and is_hex(key) and "*" not in q:
+            out = self._search_digest(source, image, key)
+            if out:
+                return out
+        pat = q if any(c in q for c in "*?[") else f"*{q}*"
+        whole = "/" in q
+        bpat = os.fsencode(pat)
+        stack = [b"/"]
+        while stack:
+            if cancel is not None and cancel.is_set():
+                break
+            d = stack.pop()
+            for n in sorted(source.listdir(d), key=lambda n: n.name, reverse=True):
+                if n.kind == "error":
+                    continue
+                target = n.path if whole else n.name
+                if fnmatch.fnmatchcase(target, bpat):
+                    out.append((n.path, n.kind))
+                    if len(out) >= SEARCH_LIMIT:
+                        return sorted(out)
+                if n.kind == "dir":
+                    stack.append(n.path)
+        return sorted(out)
+
+    def _search_digest(self, source: BrowseSource, image: StoreImage | None,
+                       key: str) -> list[tuple[bytes, str]]:
+        idx = self.index or self.compute_index()
+        layers = [n for n in (image.layers if image is not None else [])]
+        if isinstance(source, LayerSource):
+            layers = [source.reader.layer.id]
+        out: list[tuple[bytes, str]] = []
+        seen: set[bytes] = set()
+        for lid in layers:
+            b = idx.blobs.get(lid)
+            if b is None:
+                continue
+            for r in b.refs:
+                name = r.payload.replace("/", "").lower()
+                dig = r.digest.hex() if r.digest else ""
+                if name.startswith(key) or dig.startswith(key):
+                    if r.path in seen:
+                        continue
+                    n = source.node(r.path)
+                    if n is None or n.layer != lid:
+                        continue   # hidden in the merged view
+                    seen.add(r.path)
+                    out.append((r.path, f"object {r.payload}"))
+        return sorted(out)
+
+    # -- overview ------------------------------------------------------------------------------
+    def totals(self) -> Totals | None:
+        rep = self.dedup
+        if rep is None:
+            return None
+        d = rep.data
+        if rep.mode == "layers":
+            t = d["totals"]
+            return Totals(t["physical_bytes"], t["logical_bytes"], t["saved_by_sharing_bytes"],
+                          t["reclaimable_bytes"])
+        return Totals(d["physical_bytes"], d["logical_bytes"], d["saved_by_sharing_bytes"],
+                      d["reclaimable_bytes"])
+
+    def image_rows(self) -> list[ImageRow]:
+        idx, rep = self.index, self.dedup
+        rows = []
+        payloads_of: dict[str, set[str]] = {}
+        sizes: dict[str, int] = {}
+        if idx is not None:
+            for f in idx.files.values():
+                for name, of in f.items():
+                    sizes.setdefault(name, of.size)
+            for im in self.store.images:
+                s: set[str] = set()
+                for lid in im.layers:
+                    b = idx.blobs.get(lid)
+                    if b is not None:
+                        s.update(b.by_payload)
+                        for name, refs in b.by_payload.items():
+                            sizes.setdefault(name, refs[0].size)
+                payloads_of[im.id] = s
+        for im in self.store.images:
+            logical = unique = shared = None
+            if rep is not None and rep.mode == "layers":
+                pi = rep.data["per_image"].get(im.label)
+                if pi is not None:
+                    logical = pi["logical_bytes"]
+                    shared = pi["shared_with_other_images_bytes"]
+                    unique = sum(o["size"] for o in rep.data["objects"].values()
+                                 if o["images"] == [im.label])
+            elif rep is not None and idx is not None:
+                mine = payloads_of.get(im.id, set())
+                others = set().union(*(v for k, v in payloads_of.items() if k != im.id)) \
+                    if len(payloads_of) > 1 else set()
+                logical = sum(sizes.get(n, 0) for n in mine)
+                shared = sum(sizes.get(n, 0) for n in mine & others)
+                unique = logical - shared
+            digests = "-"
+            if idx is not None:
+                n_ref = n_dig = 0
+                for lid in im.layers:
+                    b = idx.blobs.get(lid)
+                    if b is not None and not b.error:
+                        n_ref += len(b.by_payload)
+                        n_dig += b.digests_present
+                digests = f"{n_dig}/{n_ref}" if n_ref else "-"
+            probs = list(im.problems)
+            for lid in im.layers:
+                la = self.store.layers.get(lid)
+                if la is None:
+                    probs.append(f"layer {lid[:12]} not in the store")
+                else:
+                    probs.extend(la.problems)
+                    if idx is not None and lid in idx.blobs and idx.blobs[lid].error:
+                        probs.append(idx.blobs[lid].error)
+            rows.append(ImageRow(im, im.label, len(im.layers), logical, unique, shared, digests,
+                                 tuple(probs)))
+        return rows
+
+    def layer_rows(self, inode_counts: dict[str, int] | None = None) -> list[LayerRow]:
+        idx, rep = self.index, self.dedup
+        rows = []
+        for lid, la in self.store.layers.items():
+            kind = "composefs" if la.composefs and la.blob is not None else "plain"
+            objects = nbytes = None
+            pct = None
+            if rep is not None and rep.mode == "layers" and lid in rep.data["per_layer"]:
+                pl = rep.data["per_layer"][lid]
+                objects, nbytes = pl["objects"], pl["bytes"]
+                pct = 100.0 * pl["shared_bytes"] / nbytes if nbytes else 0.0
+            elif idx is not None and lid in idx.blobs and not idx.blobs[lid].error:
+                b = idx.blobs[lid]
+                objects = len(b.by_payload)
+                nbytes = sum(refs[0].size for refs in b.by_payload.values())
+                if rep is not None:
+                    others: set[str] = set()
+                    for olid, ob in idx.blobs.items():
+                        if olid != lid:
+                            others.update(ob.by_payload)
+                    sb = sum(refs[0].size for n, refs in b.by_payload.items() if n in others)
+                    pct = 100.0 * sb / nbytes if nbytes else 0.0
+            probs = list(la.problems)
+            if idx is not None and lid in idx.blobs and idx.blobs[lid].error:
+                probs.append(idx.blobs[lid].error)
+            rows.append(LayerRow(la, kind, (inode_counts or {}).get(lid), objects, nbytes, pct,
+                                 tuple(im.label for im in self.store.images_using(lid)),
+                                 tuple(probs)))
+        return rows
+
+    def count_inodes(self, layer_id: str) -> int | None:
+        """Distinct inodes of a layer's own tree (root included, hardlinks once, root stubs
+        excluded); a plain layer counts ``diff/`` and everything in it."""
+        la = self.store.layers[layer_id]
+        r = self.reader(layer_id)
+        if r.error:
+            return None
+        if r.img is not None:
+            seen: set[int] = set()
+            try:
+                for e in r.img.walk():
+                    seen.add(e.inode.nid)
+            except InspectError:
+                return None
+            return len(seen)
+        n = 0
+        seen_ino: set[tuple[int, int]] = set()
+        for dirpath, dirs, files in os.walk(r.diff):
+            for name in [*dirs, *files, None]:
+                p = os.path.join(dirpath, name) if name else dirpath
+                if name is None and dirpath != str(r.diff):
+                    continue
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen_ino:
+                    seen_ino.add((st.st_dev, st.st_ino))
+                    n += 1
+        del la
+        return n
+
+
+def _name_hex(name: str, naming: str) -> str | None:
+    if len(name) < 4 or name[2] != "/":
+        return None
+    h = name[:2] + name[3:]
+    want = {"sha256-content": 64, "fsverity-sha256": 64, "fsverity-sha512": 128}.get(naming)
+    if want is None or len(h) != want or not is_hex(h):
+        return None
+    return h
+
+
+__all__ = ["Session", "ImageRow", "LayerRow", "Totals", "Node", "Share", "Details", "join"]
