@@ -89,3 +89,16 @@ def test_oci_rules_on_plain_layers(tmp_path):
         (b"/k", "dir", "U"), (b"/k/add", "reg", "U"), (b"/k/keep", "reg", "L"),
         (b"/l", "dir", "U"), (b"/l/m", "lnk", "U"),
     ]
+
+
+def test_unreadable_layer_is_skipped_with_a_problem(fresh_store):
+    root = fresh_store("containers-storage")
+    a = "7be02b4d8b66c53946d5d69a6e0a1de8f789b20e6d8cc13d37e5f87929d5f92e"
+    blob = root / "storage" / "overlay" / a / "composefs-data" / "composefs.blob"
+    blob.write_bytes(blob.read_bytes()[:1100])
+    store = open_store(root)
+    app1 = next(i for i in store.images if "localhost/app1:1" in i.names)
+    view = MergedView(store, app1)
+    assert len(view.problems) == 1 and view.problems[0].startswith(f"layer {a}: ")
+    assert view.lookup(b"/opt/app1/LICENSE").type == "reg"
+    assert view.lookup(b"/etc/os-release") is None

@@ -337,3 +337,17 @@ def test_fast_verity_equals_reference(alg):
     if alg == "sha256":
         assert FastVerity().hexdigest() == \
             "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95"
+
+
+def test_damaged_blob_is_reported_without_false_orphans(fresh_store, capsys):
+    root = fresh_store("containers-storage")
+    blob = root / "storage" / "overlay" / B / "composefs-data" / "composefs.blob"
+    data = blob.read_bytes()
+    blob.write_bytes(data[:1100])        # header and superblock survive, inodes are gone
+    rc, out = run(capsys, "verify", str(root), "--json")
+    assert rc == 1
+    kinds = [(p["kind"], p["layer"]) for p in out["problems"]]
+    assert kinds == [("blob-error", B)]
+    assert out["problems"][0]["images"] == ["localhost/app1:1"]
+    assert out["orphans"] == []          # B's objects are not orphans: its needs are unknown
+    assert B not in out["per_layer"]

@@ -119,8 +119,14 @@ class MergedView:
         self.store = store
         self.image = image
         self.layers: list[tuple[str, LayerTree]] = []
+        #: Layers left out because their tree could not be read (one line each).
+        self.problems: list[str] = []
         for layer in store.image_layers(image):
-            tree = layer_tree(store, layer)
+            try:
+                tree = layer_tree(store, layer)
+            except StoreError as e:
+                self.problems.append(f"layer {layer.id}: {e}")
+                continue
             if tree is not None:
                 self.layers.append((layer.id, tree))
         roots = [i for i, (_, t) in enumerate(self.layers) if t.listdir(b"/") is not None]

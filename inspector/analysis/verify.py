@@ -133,6 +133,10 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
     for lid, layer in store.layers.items():
         for msg in layer.problems:
             add("store-error", ERROR, [lid], None, safe_text(msg))
+    for im in store.images:
+        for msg in im.problems:
+            rep.problems.append(Problem("store-error", ERROR, (im.label,), None, None, None,
+                                        safe_text(msg)))
 
     # ---- units: one per (layer, payload) in containers/storage, per (dir, payload) elsewhere
     units: dict[tuple, _Unit] = {}
@@ -209,7 +213,8 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
             if key not in units:
                 # present but not read by this layer's own blob: checked by name only
                 units[key] = _Unit(name, d, list(owners) if per_layer_store else [], [], f)
-            if name in referenced_here.get(d, set()):
+            needed = referenced_here.get(d, set())
+            if needed is None or name in needed:
                 continue
             if not store.orphans_apply or (name == EMPTY_SHA256_OBJECT and per_layer_store):
                 continue
@@ -292,9 +297,13 @@ def _name_hex(name: str, naming: str) -> str | None:
     return h
 
 
-def _referenced_by_dir(store: Store, idx: StoreIndex) -> dict[Path, set[str]]:
-    """Names each object dir must keep: payloads of blobs that may be served from it."""
-    out: dict[Path, set[str]] = {}
+def _referenced_by_dir(store: Store, idx: StoreIndex) -> dict[Path, set[str] | None]:
+    """Names each object dir must keep: payloads of blobs that may be served from it.
+
+    None for a directory served to a blob that could not be read: what it needs is unknown,
+    so nothing there may be called an orphan.
+    """
+    out: dict[Path, set[str] | None] = {}
     for lid, blob in idx.blobs.items():
         layer = store.layers[lid]
         dirs: set[Path] = set()
@@ -304,9 +313,13 @@ def _referenced_by_dir(store: Store, idx: StoreIndex) -> dict[Path, set[str]]:
         if layer.object_dir is not None:
             dirs.add(layer.object_dir)
         for d in dirs:
-            out.setdefault(d, set()).update(blob.by_payload)
+            if blob.error:
+                out[d] = None
+            elif out.setdefault(d, set()) is not None:
+                out[d].update(blob.by_payload)
     for d in idx.files:
-        out.setdefault(d, set()).update(store.metadata_objects)
+        if out.setdefault(d, set()) is not None:
+            out[d].update(store.metadata_objects)
     return out
 
 
