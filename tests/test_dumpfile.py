@@ -100,6 +100,8 @@ def test_hardlink_target_later_in_file():
     (b"/a 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n",
      "line 3: Can't add child: path already exists"),
     (b"/a 0 100644 1 0 0 0 zero - - -\n", "line 2: Invalid mtime 'zero'"),
+    (b"/a 0 100644 1 0 0 0 0.0 - - - user.a=" + b"v" * 20000 + b" user.b=" + b"w" * 20000 + b"\n",
+     "line 2: Too many xattrs (40012 bytes of names and values, maximum 32767)"),
     (b"/a 0 100644 1 0 0 0 0.0 - \\q -\n", "line 2: Invalid payload or content: invalid escape \\q"),
     (b"/a 0 100644 1 0 0\n", "line 2: Too few fields (6, need 11)"),
 ])

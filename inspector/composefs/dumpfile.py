@@ -34,6 +34,7 @@ MAX_INLINE_CONTENT = 5000      # LCFS_INLINE_CONTENT_MAX
 MAX_SYMLINK = 4095             # PATH_MAX - 1
 MAX_LINE = 65535
 MAX_CHUNKS = 1024              # chunk map entries the C writer allows for one file
+MAX_XATTR_SPACE = 32767        # names + values of one inode
 
 _VALID_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFBLK, stat.S_IFCHR,
                 stat.S_IFSOCK, stat.S_IFIFO)
@@ -272,6 +273,14 @@ def chunk_count(size: int) -> int:
     return (size + (1 << bits) - 1) >> bits
 
 
+def xattr_space_error(xattrs: dict[bytes, bytes]) -> str | None:
+    """mkcomposefs refuses an inode whose xattr names and values exceed 32767 bytes."""
+    total = sum(len(k) + len(v) for k, v in xattrs.items())
+    if total > MAX_XATTR_SPACE:
+        return f"Too many xattrs ({total} bytes of names and values, maximum {MAX_XATTR_SPACE})"
+    return None
+
+
 def _entry_node(e: DumpEntry) -> Node:
     ftype = stat.S_IFMT(e.mode)
     node = Node(mode=e.mode, nlink=e.nlink, uid=e.uid, gid=e.gid, rdev=e.rdev,
@@ -279,6 +288,9 @@ def _entry_node(e: DumpEntry) -> Node:
     for k, v in e.xattrs:
         node.xattrs.pop(k, None)   # last one wins, in its own position
         node.xattrs[k] = v
+    err = xattr_space_error(node.xattrs)
+    if err:
+        raise _Fail(err)
     if ftype == stat.S_IFDIR:
         node.children = {}
         node.size = 0

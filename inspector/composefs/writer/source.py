@@ -19,7 +19,8 @@ import os
 import stat
 import tempfile
 
-from inspector.composefs.dumpfile import MAX_NAME, Node, chunk_count, MAX_CHUNKS
+from inspector.composefs.dumpfile import (MAX_CHUNKS, MAX_NAME, Node, chunk_count,
+                                          xattr_space_error)
 from inspector.composefs.fsverity import FsVerityHasher
 from inspector.errors import InspectError
 
@@ -142,6 +143,9 @@ def _node_for(path: str, st: os.stat_result, skip_xattrs: bool, user_xattrs: boo
                 mtime_sec=st.st_mtime_ns // 1_000_000_000,
                 mtime_nsec=st.st_mtime_ns % 1_000_000_000)
     node.xattrs = _xattrs(path, skip_xattrs, user_xattrs)
+    err = xattr_space_error(node.xattrs)
+    if err:
+        raise InspectError(err, path=path)
     fmt = stat.S_IFMT(st.st_mode)
     if fmt in (stat.S_IFCHR, stat.S_IFBLK):
         node.rdev = kernel_rdev(st.st_rdev)
