@@ -30,7 +30,7 @@ from inspector.tui.messages import JumpTo
 from inspector.tui.screens._common import SecondaryScreen, first_image_with_layer, txt
 from inspector.tui.widgets.bars import exact_bytes, human_bytes, shared_unique_bar
 
-BAR_WIDTH = 24
+BAR_WIDTH = 16
 
 
 @dataclass(frozen=True, slots=True)

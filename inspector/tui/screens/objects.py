@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
 
@@ -56,7 +56,14 @@ class ObjectsScreen(SecondaryScreen):
     ObjectsScreen #objects-refs { height: auto; max-height: 12; margin: 1 0; }
     ObjectsScreen #objects-copies { height: auto; }
     ObjectsScreen #objects-progress { height: 1; padding: 0 1; }
+    ObjectsScreen.-narrow #objects-body { layout: vertical; }
+    ObjectsScreen.-narrow #objects-table { width: 1fr; height: 3fr; }
+    ObjectsScreen.-narrow #objects-detail { width: 1fr; height: 2fr; border-left: none;
+                                            border-top: hkey $primary; }
     """
+
+    #: Below 100 columns the detail pane goes under the list instead of beside it.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     BINDINGS = [
         Binding("s", "cycle_sort", "Sort"),
@@ -87,7 +94,7 @@ class ObjectsScreen(SecondaryScreen):
         yield ProgressBar(id="objects-progress", show_eta=False)
         with Horizontal(id="objects-body"):
             yield VirtualTable(COLUMNS, id="objects-table")
-            with Vertical(id="objects-detail"):
+            with VerticalScroll(id="objects-detail"):
                 yield Static(Text("Select an object to see where it is used."),
                              id="objects-info")
                 refs = DataTable(id="objects-refs", cursor_type="row", zebra_stripes=True)

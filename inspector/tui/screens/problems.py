@@ -44,7 +44,7 @@ class ProblemsScreen(SecondaryScreen):
     ProblemsScreen #problems-progress { height: 1; }
     ProblemsScreen #problems-status { height: 1; }
     ProblemsScreen #problems-table { height: 1fr; }
-    ProblemsScreen #problems-detail { height: auto; max-height: 12; padding: 0 1;
+    ProblemsScreen #problems-detail { height: auto; max-height: 40%; padding: 0 1;
                                       border-top: hkey $primary; }
     """
 
