@@ -133,6 +133,10 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
     for lid, layer in store.layers.items():
         for msg in layer.problems:
             add("store-error", ERROR, [lid], None, safe_text(msg))
+    for st in store.streams:
+        for msg in st.problems:
+            rep.problems.append(Problem("store-error", ERROR, (), None, None, None,
+                                        safe_text(f"stream {st.name}: {msg}")))
     for im in store.images:
         for msg in im.problems:
             rep.problems.append(Problem("store-error", ERROR, (im.label,), None, None, None,

@@ -19,6 +19,9 @@ from inspector.analysis.refs import RefsNotFound, find_refs
 from inspector.analysis.verify import verify_store
 from inspector.stores.fsutil import safe_text
 
+#: Informational lists (not problems) are cut here in text output; --json has everything.
+MAX_LISTED = 20
+
 try:
     import humanize
 except ImportError:  # pragma: no cover - humanize is a runtime dependency
@@ -152,8 +155,10 @@ def cmd_verify(args) -> int:
         total = sum(o["size"] for o in rep.orphans)
         out.write(f"Unreferenced objects (not a problem here, collectable by GC): "
                   f"{len(rep.orphans)}, {size(total)}\n")
-        for o in rep.orphans:
+        for o in rep.orphans[:MAX_LISTED]:
             out.write(f"  {safe_text(o['object'])}  {size(o['size'])}\n")
+        if len(rep.orphans) > MAX_LISTED:
+            out.write(f"  ... and {len(rep.orphans) - MAX_LISTED} more (--json lists all)\n")
     if rep.cancelled:
         out.write("Verification was interrupted: results are incomplete.\n")
     if not rep.problems:
