@@ -351,3 +351,18 @@ def test_damaged_blob_is_reported_without_false_orphans(fresh_store, capsys):
     assert out["problems"][0]["images"] == ["localhost/app1:1"]
     assert out["orphans"] == []          # B's objects are not orphans: its needs are unknown
     assert B not in out["per_layer"]
+
+
+def test_missing_in_base_but_served_in_one_stack(fresh_store, capsys):
+    """A's license object deleted: base has no other copy (missing), while app1's stack also
+    has B's copy (served elsewhere); app2's stack (C, A) has none (missing)."""
+    root = fresh_store("containers-storage")
+    obj(root, A, LICENSE).unlink()
+    rc, out = run(capsys, "verify", str(root), "--json")
+    assert rc == 1
+    assert sorted(short(out["problems"])) == [
+        ("missing", "error", A, LICENSE, "/usr/share/doc/zlib/COPYING",
+         ("localhost/base:1", "localhost/app2:1")),
+        ("warning-elsewhere", "warning", A, LICENSE, "/usr/share/doc/zlib/COPYING",
+         ("localhost/app1:1",)),
+    ]

@@ -122,8 +122,8 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
         return tuple(out)
 
     def add(kind: str, sev: str, layers: list[str], obj: str | None, detail: str,
-            path: bytes | None = None) -> None:
-        rep.problems.append(Problem(kind, sev, images_of(layers),
+            path: bytes | None = None, images: tuple[str, ...] | None = None) -> None:
+        rep.problems.append(Problem(kind, sev, images_of(layers) if images is None else images,
                                     layers[0] if layers else None,
                                     _p(path) if path is not None else None,
                                     obj, detail))
@@ -185,23 +185,35 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
             continue
         f = idx.files.get(u.object_dir, {}).get(u.name)
         if f is None and per_layer_store:
-            for im in store.images:
-                if u.layers[0] not in im.layers:
-                    continue
+            # The mount appends every composefs layer's diff/ of the image's stack as a
+            # data-only lower: per image, the object may still be served by another layer.
+            served: dict[str, ObjectFile] = {}
+            unresolved: list[str] = []
+            for im in store.images_using(u.layers[0]):
+                g = None
                 for d in store.object_search_dirs(im):
-                    g = idx.files.get(d, {}).get(u.name)
-                    if d != u.object_dir and g is not None:
-                        f = g
-                        break
-                if f is not None:
-                    break
-            if f is not None:
+                    if d != u.object_dir:
+                        g = idx.files.get(d, {}).get(u.name)
+                        if g is not None:
+                            break
+                if g is not None:
+                    served.setdefault(im.label, g)
+                elif im.label not in unresolved:
+                    unresolved.append(im.label)
+            if served:
+                f = next(iter(served.values()))
                 u.elsewhere = True
-                owner = ",".join(idx.dir_layers(f.object_dir)) or str(f.object_dir)
+                owners = sorted({lid for g in served.values() for lid in idx.dir_layers(g.object_dir)})
                 add("warning-elsewhere", WARNING, u.layers, u.name,
-                    f"missing from the layer's own object directory; the mount serves it from "
-                    f"layer {owner}", path0)
-        if f is None:
+                    "missing from the layer's own object directory; the mount serves it from "
+                    f"layer {', '.join(owners)}", path0, tuple(served))
+            if unresolved or not served:
+                add("missing", ERROR, u.layers, safe_text(u.name),
+                    f"object not found in {u.object_dir} nor in any other layer of the "
+                    "image stack", path0, tuple(unresolved) if unresolved else None)
+            if not served:
+                continue
+        elif f is None:
             add("missing", ERROR, u.layers, safe_text(u.name),
                 f"object not found in {u.object_dir}", path0)
             continue
