@@ -204,7 +204,7 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
                 f = next(iter(served.values()))
                 u.elsewhere = True
                 owners = sorted({lid for g in served.values() for lid in idx.dir_layers(g.object_dir)})
-                add("warning-elsewhere", WARNING, u.layers, u.name,
+                add("warning-elsewhere", WARNING, u.layers, safe_text(u.name),
                     "missing from the layer's own object directory; the mount serves it from "
                     f"layer {', '.join(owners)}", path0, tuple(served))
             if unresolved or not served:
