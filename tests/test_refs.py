@@ -73,6 +73,9 @@ def test_ambiguous_prefix_exit_2(fresh_store, capsys):
     err = capsys.readouterr().err
     assert err == ("cfs-inspect: 'a39e88bc' is ambiguous: it matches 2 objects: "
                    f"{other}, a3/9e88bcce0a671115c4b060ea2bfbc505dae237fb08e8faf8a0a0045a012bb5\n")
+    assert main(["refs", str(root), "a39e88bc", "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["candidates"] == sorted([other, "a3/9e88bcce0a671115c4b060ea2bfbc505dae237fb08e8faf8a0a0045a012bb5"])
     store = open_store(root)
     with pytest.raises(RefsAmbiguous) as ei:
         find_refs(store, "a39e88bc")

@@ -15,7 +15,7 @@ import time
 
 from inspector.analysis.dedup import dedup_store
 from inspector.analysis.objects import build_index
-from inspector.analysis.refs import RefsNotFound, find_refs
+from inspector.analysis.refs import RefsAmbiguous, RefsNotFound, find_refs
 from inspector.analysis.verify import verify_store
 from inspector.stores.fsutil import safe_text
 
@@ -286,6 +286,12 @@ def cmd_refs(args) -> int:
     idx = build_index(store)
     try:
         res = find_refs(store, args.object, idx)
+    except RefsAmbiguous as e:
+        if args.json:
+            _emit_json({"query": args.object, "error": str(e), "candidates": e.candidates,
+                        "answers": [], "physical_copies": []})
+        print(f"cfs-inspect: {e}", file=sys.stderr)
+        return 2
     except RefsNotFound as e:
         if args.json:
             _emit_json({"query": args.object, "error": str(e), "answers": [],
