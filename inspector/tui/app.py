@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, LoadingIndicator, Static
+from textual.widgets import Footer, LoadingIndicator, Static
 
 from inspector.composefs.escape import display
 from inspector.errors import InspectError
@@ -50,7 +50,7 @@ class StartScreen(Screen):
         self.target = target
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        # No Header here: this screen may be replaced before a Header finishes mounting.
         with Vertical(id="start-box"):
             yield Static(Text("Opening " + display(self.target) + " …"), id="start-message")
             yield LoadingIndicator(id="start-loading")
@@ -186,7 +186,7 @@ class CfsInspectApp(App):
             layer = None
         scr = self.screen
         if isinstance(scr, BrowserScreen):
-            scr.run_worker(scr.switch_to(im, layer, path), group="cwd", exclusive=True,
+            scr.run_worker(scr.switch_to(im, layer, path), group="nav", exclusive=True,
                            exit_on_error=False)
         else:
             self.open_browser(im, layer, path)

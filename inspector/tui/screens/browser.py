@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, Tree
+from textual.worker import Worker, WorkerState
 
 from inspector.composefs.escape import display
 from inspector.stores.model import StoreImage
@@ -57,14 +58,15 @@ class BrowserScreen(Screen):
         self.selected: bytes | None = None
         self.details: Details | None = None
         self._cache: dict[tuple[int, bytes], list[Node]] = {}
-        self._verifying = False
+        self._navigating = 0
         self.ready = asyncio.Event()
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Horizontal(id="browser-body"):
-            yield FileTree(self._title(), self.fetch, id="browser-tree")
+            self._tree = FileTree(self._title(), self.fetch, classes="browser-tree")
+            yield self._tree
             with Vertical(id="browser-right"):
                 yield Static(id="browser-status")
                 yield FileList(id="browser-list")
@@ -79,7 +81,7 @@ class BrowserScreen(Screen):
 
     @property
     def tree(self) -> FileTree:
-        return self.query_one("#browser-tree", FileTree)
+        return self._tree
 
     @property
     def filelist(self) -> FileList:
@@ -107,6 +109,13 @@ class BrowserScreen(Screen):
         if self.selected is not None:
             self.show_details(self.selected)
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A failed read or navigation becomes a notification, never a crash."""
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.notify(Text(display(f"{type(err).__name__}: {' '.join(str(err).split())}")),
+                        severity="error", timeout=8)
+
     # -- data --------------------------------------------------------------------------------
     async def fetch(self, path: bytes) -> list[Node]:
         key = (id(self.source), path)
@@ -123,13 +132,21 @@ class BrowserScreen(Screen):
         if isinstance(path, str):
             path = path.encode("utf-8", "surrogateescape")
         path = b"/" + path.strip(b"/") if path.strip(b"/") else b"/"
+        self._navigating += 1
+        try:
+            return await self._goto(path)
+        finally:
+            self._navigating -= 1
+
+    async def _goto(self, path: bytes) -> bool:
         node = await asyncio.to_thread(self.source.node, path)
         if node is None:
             self.notify(Text(f"{display(path)} is not in {display(self.source.title)}"),
                         severity="warning")
             if path == b"/":
                 return False
-            return await self.goto(parent_of(path)) and False
+            await self._goto(parent_of(path))
+            return False
         d = path if node.is_dir else parent_of(path)
         self.cwd = d
         await self.tree.reveal(d)
@@ -161,20 +178,24 @@ class BrowserScreen(Screen):
             t.append("  ·  indexing store…", style="yellow")
         self.query_one("#browser-status", Static).update(t)
 
-    @on(Tree.NodeHighlighted, "#browser-tree")
+    @on(Tree.NodeHighlighted)
     def _tree_highlight(self, event: Tree.NodeHighlighted) -> None:
+        if event.control is not self._tree:
+            return
         n = event.node.data
         if n is None:
             return
         if n.kind == "error":
             self.show_error_node(n)
             return
-        if n.path == self.cwd:
+        if n.path == self.cwd or self._navigating:
             return
         self.run_worker(self.open_dir(n.path), group="cwd", exclusive=True, exit_on_error=False)
 
     @on(DataTable.RowHighlighted, "#browser-list")
     def _row_highlight(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != self.filelist.cursor_row:
+            return   # stale: the cursor moved again (fill() selects after adding rows)
         n = self.filelist.selected()
         if n is None:
             return
@@ -188,7 +209,7 @@ class BrowserScreen(Screen):
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         n = self.filelist.selected()
         if n is not None and n.kind == "dir":
-            self.run_worker(self.goto(n.path), group="cwd", exclusive=True, exit_on_error=False)
+            self.navigate(n.path)
 
     def action_go_up(self) -> None:
         if self.cwd == b"/":
@@ -196,11 +217,11 @@ class BrowserScreen(Screen):
         old = self.cwd
         parent = parent_of(old)
 
-        async def up() -> None:
-            self.cwd = parent
-            await self.tree.reveal(parent)
-            await self.open_dir(parent, select=old)
-        self.run_worker(up(), group="cwd", exclusive=True, exit_on_error=False)
+        self.navigate(old)   # its parent directory, with *old* selected
+
+    def navigate(self, path: bytes) -> None:
+        """goto() in a worker; a newer navigation cancels an older one."""
+        self.run_worker(self.goto(path), group="nav", exclusive=True, exit_on_error=False)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
@@ -240,16 +261,20 @@ class BrowserScreen(Screen):
 
     async def switch_to(self, image: StoreImage, layer: str | None, path: bytes) -> None:
         """Re-point this browser (another image, or layer view) and select *path*."""
-        self.image = image
-        self.layer_id = layer
-        self.source = self.session.source(image, layer)
-        self.sub_title = self._title()
-        old = self.tree
-        new = FileTree(self._title(), self.fetch, id="browser-tree-new")
-        await self.query_one("#browser-body", Horizontal).mount(new, before=old)
-        await old.remove()
-        new.id = "browser-tree"
-        await self.goto(path)
+        self._navigating += 1
+        try:
+            self.image = image
+            self.layer_id = layer
+            self.source = self.session.source(image, layer)
+            self.sub_title = self._title()
+            old = self._tree
+            new = FileTree(self._title(), self.fetch, classes="browser-tree")
+            await self.query_one("#browser-body", Horizontal).mount(new, before=old)
+            self._tree = new
+            await old.remove()
+            await self.goto(path)
+        finally:
+            self._navigating -= 1
 
     # -- actions -----------------------------------------------------------------------------
     def action_cycle_sort(self) -> None:
@@ -269,7 +294,7 @@ class BrowserScreen(Screen):
         nxt = cycle[(cycle.index(self.layer_id) + 1) % len(cycle)] \
             if self.layer_id in cycle else None
         keep = self.selected or self.cwd
-        self.run_worker(self.switch_to(self.image, nxt, keep), group="cwd", exclusive=True,
+        self.run_worker(self.switch_to(self.image, nxt, keep), group="nav", exclusive=True,
                         exit_on_error=False)
 
     def action_verify_selection(self) -> None:
@@ -295,6 +320,5 @@ class BrowserScreen(Screen):
 
         def done(path: bytes | None) -> None:
             if path is not None:
-                self.run_worker(self.goto(path), group="cwd", exclusive=True,
-                                exit_on_error=False)
+                self.navigate(path)
         self.app.push_screen(SearchScreen(self.session, self.source, self.image), done)

@@ -50,9 +50,10 @@ class FileTree(Tree[Node]):
         Binding("backspace", "go_parent", "Up dir", show=False),
     ]
 
-    def __init__(self, title: str, fetch: Fetch, *, id: str | None = None) -> None:
+    def __init__(self, title: str, fetch: Fetch, *, id: str | None = None,
+                 classes: str | None = None) -> None:
         root = Node(b"/", b"/", "dir")
-        super().__init__(Text(display(title), style="bold"), data=root, id=id)
+        super().__init__(Text(display(title), style="bold"), data=root, id=id, classes=classes)
         self.fetch = fetch
         self.guide_depth = 2
         self._loaded: dict[bytes, asyncio.Event] = {}
