@@ -25,6 +25,9 @@ from inspector.analysis.reflink import extents_shared
 from inspector.stores.model import Store
 
 TOP_N = 10
+#: Up to this many composefs layers the matrix lists every pair (zeros included); above it,
+#: only pairs that share something, to keep the JSON proportional to the sharing.
+MATRIX_FULL_MAX = 64
 
 
 @dataclass(slots=True)
@@ -132,34 +135,58 @@ def _layers(store: Store, idx: StoreIndex, reflinks: bool) -> dict:
             "hardlinked_to_other_layer": hl, "copied_in_other_layer": cp,
         }
 
+    # per image: cost proportional to the objects of the image's own layers, not to the store
+    layer_images: dict[str, set[str]] = defaultdict(set)
+    for im in store.images:
+        for lid in im.layers:
+            layer_images[lid].add(im.id)
+    name_images: dict[str, set[str]] = defaultdict(set)
+    for name, h in holders.items():
+        for lid, _ in h:
+            name_images[name] |= layer_images[lid]
     per_image = {}
     for im in store.images:
         im_layers = [lid for lid in im.layers if lid in files]
-        others = [o for o in store.images if o.id != im.id]
-        exclusive = [lid for lid in im_layers if not any(lid in o.layers for o in others)]
-        other_layers = {lid for o in others for lid in o.layers if lid in files}
-        freed = sum(sz for ident, sz in inode_size.items()
-                    if exclusive and inode_layers[ident] <= set(exclusive))
+        exclusive = [lid for lid in im_layers if layer_images[lid] == {im.id}]
+        excl = set(exclusive)
+        freed_ids: dict[tuple[int, int], int] = {}
+        for lid in exclusive:
+            for f in files[lid].values():
+                if f.identity not in freed_ids and inode_layers[f.identity] <= excl:
+                    freed_ids[f.identity] = f.size
         mine = {n for lid in im_layers for n in files[lid]}
-        theirs = {n for lid in other_layers for n in files[lid]}
         per_image[im.label] = {
             "image": im.id,
             "layers": im_layers,
             "exclusive_layers": exclusive,
             "logical_bytes": sum(per_layer[lid]["bytes"] for lid in im_layers),
-            "freed_if_deleted_bytes": freed,
-            "shared_with_other_images_bytes": sum(size_of[n] for n in mine & theirs),
+            "freed_if_deleted_bytes": sum(freed_ids.values()),
+            "shared_with_other_images_bytes": sum(size_of[n] for n in mine
+                                                  if name_images[n] - {im.id}),
         }
 
+    # matrix from the names held by several layers: O(sum of k^2) instead of O(layers^2 * n)
+    pair: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for name, h in multi.items():
+        lids = list(dict.fromkeys(lid for lid, _ in h))
+        for x in lids:
+            for y in lids:
+                if x != y:
+                    cell = pair[(x, y)]
+                    cell[0] += 1
+                    cell[1] += size_of[name]
+    full = len(layers) <= MATRIX_FULL_MAX
     matrix: dict[str, dict[str, dict]] = {}
     for a in layers:
         row = {}
         for b in layers:
             if a == b:
                 continue
-            common = files[a].keys() & files[b].keys()
-            row[b] = {"objects": len(common), "bytes": sum(size_of[n] for n in common)}
-        matrix[a] = row
+            cell = pair.get((a, b))
+            if cell is not None or full:
+                row[b] = {"objects": cell[0] if cell else 0, "bytes": cell[1] if cell else 0}
+        if row or full:
+            matrix[a] = row
 
     referenced = idx.referenced_names()
     unref_expected, unreferenced = [], []
