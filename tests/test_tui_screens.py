@@ -38,7 +38,9 @@ SIZE = (120, 40)
 
 
 class ScreenApp(App):
-    """Pushes one screen and records every JumpTo it posts."""
+    """Pushes one screen and records every JumpTo it posts (styled by the app's stylesheet)."""
+
+    CSS_PATH = str(Path(__file__).resolve().parent.parent / "inspector" / "tui" / "app.tcss")
 
     def __init__(self, screen) -> None:
         super().__init__()

@@ -40,3 +40,14 @@ class OpenScreen(Message):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
+
+
+class VerifyFinished(Message):
+    """A verify run started from the Problems screen finished (or was cancelled).
+
+    Carries the :class:`~inspector.analysis.verify.VerifyReport` so the app can keep it as the
+    session's latest report (object states in the browser, reopening Problems)."""
+
+    def __init__(self, report) -> None:
+        super().__init__()
+        self.report = report

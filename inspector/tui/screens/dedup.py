@@ -91,14 +91,6 @@ def _size(n: int | None) -> Text:
 class DedupScreen(SecondaryScreen):
     """Sharing figures of *store*; pass *report* (and/or *index*) to skip the computation."""
 
-    DEFAULT_CSS = """
-    DedupScreen #dedup-scroll { height: 1fr; padding: 0 1; }
-    DedupScreen .section { text-style: bold; margin: 1 0 0 0; color: $accent; }
-    DedupScreen #dedup-totals { height: auto; }
-    DedupScreen DataTable { height: auto; max-height: 24; }
-    DedupScreen #dedup-note { color: $text-muted; height: auto; }
-    """
-
     def __init__(self, store: Store, report: DedupReport | None = None,
                  index: StoreIndex | None = None, *, name: str | None = None,
                  id: str | None = None) -> None:

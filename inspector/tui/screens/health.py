@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Header, LoadingIndicator, Static
 
 from inspector.analysis.doctor import DoctorReport, run_doctor
 from inspector.errors import InspectError
+from inspector.stores.model import Store
 from inspector.tui.screens._common import SecondaryScreen, txt
 
 _SEV_STYLE = {"ok": "green", "info": "cyan", "warning": "bold yellow", "error": "bold red"}
@@ -39,28 +40,21 @@ def _value(v: Any) -> str:
 class HealthScreen(SecondaryScreen):
     """The doctor report of a host (*root*, *env*) and optionally one store (*store_path*)."""
 
-    DEFAULT_CSS = """
-    HealthScreen #health-scroll { height: 1fr; padding: 0 1; }
-    HealthScreen #health-verdict { height: auto; padding: 0 1; margin: 0 0 1 0;
-                                   border: round $success; text-style: bold; }
-    HealthScreen #health-verdict.action { border: round $warning; }
-    HealthScreen .section { text-style: bold; color: $accent; margin: 1 0 0 0; }
-    HealthScreen DataTable { height: auto; max-height: 14; }
-    HealthScreen #health-advice { height: auto; padding: 0 1; border-left: thick $accent;
-                                  margin: 1 0 0 0; }
-    HealthScreen #health-stores { height: auto; }
-    """
-
     BINDINGS = [Binding("r", "refresh_report", "Run again")]
 
     def __init__(self, report: DoctorReport | None = None, *, root: str = "/",
                  env: Mapping[str, str] | None = None,
                  store_path: str | os.PathLike | None = None, uid: int | None = None,
-                 name: str | None = None, id: str | None = None) -> None:
+                 store: Store | None = None, name: str | None = None,
+                 id: str | None = None) -> None:
         super().__init__(name=name, id=id, classes="secondary-screen health-screen")
         self.report = report
         self.root = root
         self.env = env
+        # The doctor examines containers/storage graphroots only: for another kind of store
+        # the host's configured graphroot is examined instead of the opened store.
+        if store is not None and store.kind != "containers-storage":
+            store_path = None
         self.store_path = store_path
         self.uid = uid
         self.error: str | None = None

@@ -47,21 +47,6 @@ _STATE_SHORT = {"present": "ok", "unreferenced": "unref", "missing": "MISSING",
 class ObjectsScreen(SecondaryScreen):
     """All objects of *store*; pass a prebuilt *index* to skip the scan."""
 
-    DEFAULT_CSS = """
-    ObjectsScreen #objects-title { height: 1; padding: 0 1; }
-    ObjectsScreen #objects-body { height: 1fr; }
-    ObjectsScreen #objects-table { width: 2fr; }
-    ObjectsScreen #objects-detail { width: 1fr; border-left: vkey $primary; padding: 0 1; }
-    ObjectsScreen #objects-info { height: auto; }
-    ObjectsScreen #objects-refs { height: auto; max-height: 12; margin: 1 0; }
-    ObjectsScreen #objects-copies { height: auto; }
-    ObjectsScreen #objects-progress { height: 1; padding: 0 1; }
-    ObjectsScreen.-narrow #objects-body { layout: vertical; }
-    ObjectsScreen.-narrow #objects-table { width: 1fr; height: 3fr; }
-    ObjectsScreen.-narrow #objects-detail { width: 1fr; height: 2fr; border-left: none;
-                                            border-top: hkey $primary; }
-    """
-
     #: Below 100 columns the detail pane goes under the list instead of beside it.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 from inspector.analysis.objects import StoreIndex, build_index
 from inspector.analysis.verify import Problem, VerifyReport, verify_store
 from inspector.stores.model import Store
-from inspector.tui.messages import JumpTo
+from inspector.tui.messages import JumpTo, VerifyFinished
 from inspector.tui.screens._common import (SecondaryScreen, first_image_with_layer, image_id,
                                            short_id, txt)
 from inspector.tui.widgets.bars import human_bytes
@@ -37,16 +37,6 @@ _SEV_STYLE = {"error": "bold red", "warning": "yellow"}
 
 class ProblemsScreen(SecondaryScreen):
     """Verify results for *store*.  *report*: show an existing run; *autostart*: verify now."""
-
-    DEFAULT_CSS = """
-    ProblemsScreen #problems-summary { height: auto; padding: 0 1; }
-    ProblemsScreen #problems-progress-row { height: auto; padding: 0 1; }
-    ProblemsScreen #problems-progress { height: 1; }
-    ProblemsScreen #problems-status { height: 1; }
-    ProblemsScreen #problems-table { height: 1fr; }
-    ProblemsScreen #problems-detail { height: auto; max-height: 40%; padding: 0 1;
-                                      border-top: hkey $primary; }
-    """
 
     BINDINGS = [
         Binding("V", "verify", "Verify all"),
@@ -145,6 +135,7 @@ class ProblemsScreen(SecondaryScreen):
         self.report = rep
         self.query_one("#problems-progress", ProgressBar).display = False
         self._show(rep)
+        self.post_message(VerifyFinished(rep))
 
     def _failed(self, message: str) -> None:
         self.running = False
