@@ -77,6 +77,7 @@ def test_composefs_repo_pristine(store_root, capsys):
     for name, v in exp["per_image"].items():
         assert by_image[name]["referenced_objects"] == v["referenced_objects"]
         assert by_image[name]["with_verity_digest"] == v["with_verity_digest"]
+        assert by_image[name]["digest_equals_object_name"] is v["digest_equals_object_name"] is True
     # the GC leftover is listed, but is not a verify problem
     assert [(o["object"], o["size"]) for o in out["orphans"]] == [
         (REPO["references"]["orphans"][0], REPO["references"]["orphan_bytes"])]

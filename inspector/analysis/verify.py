@@ -160,6 +160,12 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
             "without_digest": n_ref - n_dig,
             "digest_coverage": cov,
         }
+        if store.object_naming in ("fsverity-sha256", "fsverity-sha512"):
+            # composefs-rs / digest stores: the DIGEST must be the name (a mismatch also shows
+            # up as a corrupt object, since the content cannot match both)
+            rep.per_layer[lid]["digest_equals_object_name"] = all(
+                r.digest is None or r.digest.hex() == _name_hex(p, store.object_naming)
+                for p, rs in blob.by_payload.items() for r in rs)
         if cov == "none":
             add("unverifiable", WARNING, [lid], None,
                 f"the blob carries no fs-verity digest for any of its {n_ref} objects: content "
