@@ -17,6 +17,7 @@ from inspector.tui.screens.overview import OverviewScreen
 from inspector.tui.screens.search import SearchScreen
 from inspector.tui.widgets.filetree import FileTree
 from inspector.tui.widgets.source import Share
+from inspector.tui.widgets.fmt import human
 from tests.conftest import SAMPLE, STORES
 
 CS = json.loads((STORES / "containers-storage.expected.json").read_text())
@@ -409,3 +410,66 @@ async def test_verify_all_on_pristine_store(store_root):
         await settle(pilot, 8)
         rep = app.session.verify_report
         assert rep is not None and rep.problems == [] and not rep.cancelled
+
+
+async def test_corrupt_layer_blob_is_a_problem_in_place(fresh_store):
+    root = fresh_store("containers-storage")
+    blob = root / "storage" / CS["layers"][LAYER["B"]]["composefs_blob"]
+    blob.write_bytes(bytes.fromhex("9a6278d0") + b"\xff" * 2000)
+    app = CfsInspectApp(root)
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_cs(pilot)
+        images = scr.query_one("#overview-images", DataTable)
+        rows = {images.get_row_at(i)[0].plain: images.get_row_at(i) for i in range(images.row_count)}
+        problem = rows["localhost/app1:1"][6]
+        assert problem.plain.startswith(f"{blob}: ") and problem.style == "bold red"
+        assert rows["localhost/app2:1"][6].plain == ""
+        layers = scr.query_one("#overview-layers", DataTable)
+        lrow = {layers.get_row_at(i)[0].plain: layers.get_row_at(i) for i in range(layers.row_count)}
+        assert lrow[LAYER["B"][:12]][7].plain.startswith(f"⚠ {blob}: ")
+        b = await open_image(pilot, "localhost/app1:1")
+        first = b.filelist.nodes[0]
+        assert first.kind == "error" and first.layer == LAYER["B"]
+        assert b.filelist.get_row_at(0)[1].plain.startswith(f"layer {LAYER['B'][:12]}: {blob}: ")
+        tree = b.tree
+        assert str(tree.root.children[0].label).startswith("⚠ layer ")
+        # the rest stays browsable: layer A's files
+        assert await b.goto("/usr/bin/ping")
+        await settle(pilot)
+        assert b.details.layer == LAYER["A"] and b.details.kind == "reg"
+
+
+async def test_composefs_repo_and_ostree_open(store_root):
+    cfs = json.loads((STORES / "composefs-repo.expected.json").read_text())
+    app = CfsInspectApp(store_root("composefs-repo"))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_cs(pilot)
+        assert app.session.store.kind == "composefs-rs"
+        images = scr.query_one("#overview-images", DataTable)
+        assert images.row_count == len(app.session.store.images) == 2
+        totals = scr.query_one("#overview-totals", Static).content.plain
+        assert f"logical {human(cfs['dedup']['logical_bytes'])}" in totals
+        images.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        b = app.screen
+        assert isinstance(b, BrowserScreen)
+        await b.ready.wait()
+        assert b.filelist.nodes
+    app = CfsInspectApp(store_root("ostree"))
+    async with app.run_test(size=SIZE) as pilot:
+        scr = await open_cs(pilot)
+        assert app.session.store.kind == "ostree"
+        scr.query_one("#overview-images", DataTable).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        b = app.screen
+        await b.ready.wait()
+        assert await b.goto("/usr/bin/ping")
+        await settle(pilot)
+        d = b.details
+        assert d.payload.endswith(".file") and len(d.payload) == 70
+        assert d.object_state == "present"
+        await pilot.press("v")
+        await settle(pilot)
+        assert b.details.object_state == "verified"

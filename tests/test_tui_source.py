@@ -1,0 +1,127 @@
+"""The browser's lazy sources (no Textual): merged view per directory equals the fixture's
+``merged_paths``; layer views show markers; details, sharing and search answers."""
+
+from __future__ import annotations
+
+import json
+
+from inspector.stores.discover import open_store
+from inspector.tui.widgets.session import Session
+from inspector.tui.widgets.source import Share
+from tests.conftest import SAMPLE, STORES
+
+CS = json.loads((STORES / "containers-storage.expected.json").read_text())
+LAYER = {v["fixture_name"]: k for k, v in CS["layers"].items()}
+
+
+def walk(source, path=b"/"):
+    out = []
+    for n in source.listdir(path):
+        assert n.kind != "error", n.error
+        out.append((n.path, n.kind, n.layer))
+        if n.kind == "dir":
+            out.extend(walk(source, n.path))
+    return out
+
+
+def test_merged_source_equals_merged_paths(store_root):
+    s = Session(open_store(store_root("containers-storage")))
+    for label, expected in CS["merged_paths"].items():
+        im = s.image_by_label(label)
+        root = s.source(im).node(b"/")
+        got = [(b"/", "dir", root.layer)] + walk(s.source(im))
+        got = sorted((p.decode(), t, lid) for p, t, lid in got)
+        assert got == [(e["path"], e["type"], e["layer"]) for e in expected], label
+
+
+def test_layer_view_flags_literal_whiteouts(store_root):
+    s = Session(open_store(store_root("containers-storage")))
+    app2 = s.image_by_label("localhost/app2:1")
+    src = s.source(app2, LAYER["C"])
+    assert not src.merged
+    n = src.node(b"/usr/share/doc/zlib/.wh..wh..opq")
+    assert n is not None and n.kind == "reg"
+    assert n.marker == "opaque marker: hides lower layers' content of this directory"
+    merged = s.source(app2)
+    assert merged.node(b"/usr/share/doc/zlib/.wh..wh..opq") is None
+    assert merged.node(b"/usr/share/doc/zlib/COPYING") is None
+    assert s.source(s.image_by_label("localhost/base:1")).node(
+        b"/usr/share/doc/zlib/COPYING").layer == LAYER["A"]
+
+
+def test_plain_layer_details_from_lstat(store_root):
+    s = Session(open_store(store_root("containers-storage")))
+    plain = s.image_by_label("localhost/plain:1")
+    src = s.source(plain)
+    names = sorted(n.path for n in walk_nodes(src))
+    assert len(names) + 1 == CS["layers"][LAYER["P"]]["inodes"]
+    some = next(n for n in walk_nodes(src) if n.kind == "reg")
+    d = s.details(src, plain, some.path)
+    assert d.layer == LAYER["P"] and d.layout == "plain overlay layer (diff/)"
+    assert d.payload is None and d.error is None
+
+
+def walk_nodes(source, path=b"/"):
+    for n in source.listdir(path):
+        yield n
+        if n.kind == "dir":
+            yield from walk_nodes(source, n.path)
+
+
+def test_shares_match_refs_examples(store_root):
+    s = Session(open_store(store_root("containers-storage")))
+    s.compute_index()
+    for name, ex in CS["refs"]["examples"].items():
+        got = {(sh.image, sh.layer, sh.path.decode(), sh.visible)
+               for sh in s.shares(ex["object"])}
+        want = {(a["image"], a["layer"], a["path"], a["visible"]) for a in ex["answers"]}
+        assert got == want, name
+    # the entry itself is left out, in its own image only
+    a = s.shares(CS["refs"]["examples"]["base_only"]["object"], LAYER["A"], b"/etc/os-release",
+                 "localhost/base:1")
+    assert Share("localhost/base:1", LAYER["A"], b"/etc/os-release", True) not in a
+    assert Share("localhost/app1:1", LAYER["A"], b"/etc/os-release", True) in a
+    assert len(a) == 5
+
+
+def test_verify_object_detects_corruption(fresh_store):
+    root = fresh_store("containers-storage")
+    s = Session(open_store(root))
+    im = s.image_by_label("localhost/app1:1")
+    src = s.source(im)
+    d = s.details(src, im, b"/opt/app1/lib/libshared1.so")
+    assert d.object_state == "present"
+    d.object_path.chmod(0o644)
+    d.object_path.write_bytes(b"x" * 9000)
+    state, note = s.verify_object(d)
+    assert state == "corrupt"
+    assert note.startswith("content sha256 ")
+    assert note.endswith("does not match the image DIGEST")
+    assert s.details(src, im, b"/opt/app1/lib/libshared1.so").object_state == "corrupt"
+
+
+def test_single_image_source_and_payload_state(sample_objects):
+    s = Session(open_store(SAMPLE / "sample.cfs", basedir=sample_objects))
+    assert s.single_image
+    im = s.store.images[0]
+    src = s.source(im)
+    assert src.title == "sample.cfs"
+    d = s.details(src, im, b"/external/65bytes")
+    assert d.payload == "dc/bf6197a3e24f44f3a60ed326c5c41ba115fa995d02a6ed15d45a0a9e79ad32"
+    assert d.object_state == "present"
+    assert s.verify_object(d) == ("verified", "fsverity-sha256 match")
+    s.compute_index()
+    d = s.details(src, im, b"/dedup/copy-a")
+    assert [(sh.path) for sh in d.shares] == [b"/dedup/sub/copy-b"]
+    assert s.refcount(d.payload) == 2
+    assert [p for p, _ in s.search(src, im, "96facb86")] == [b"/dedup/copy-a",
+                                                             b"/dedup/sub/copy-b"]
+    assert s.search(src, im, "/names/tab*") == [(b"/names/tab\tname", "reg")]
+
+
+def test_missing_basedir_object_state():
+    s = Session(open_store(SAMPLE / "sample.cfs"))
+    im = s.store.images[0]
+    d = s.details(s.source(im), im, b"/caps/ping")
+    assert d.object_state == "unknown"
+    assert d.object_note == "no object directory known (give --basedir)"
