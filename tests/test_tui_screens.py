@@ -407,3 +407,18 @@ async def test_health_bad_root_is_shown_not_raised(tmp_path):
         assert s.error is not None
         assert s.query_one("#health-verdict", Static).render().plain.startswith(
             "doctor failed: ")
+
+
+async def test_objects_on_a_composefs_rs_repository(store_root):
+    store = open_store(store_root("composefs-repo") / "composefs")
+    app = ScreenApp(ObjectsScreen(store))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        s = app.screen
+        assert len(s.rows) == 13                       # expected.json object_count
+        unref = [r.name for r in s.rows if r.state == "unreferenced"]
+        assert unref == ["a8/e8d7928896bf16124e66ad598e535cb020c4120f238a7aa86d8c6171a47b63"]
+        table = s.query_one(VirtualTable)
+        used = [table._row_fn(i)[-1].plain for i in range(table.row_count)]
+        assert used.count("(repository metadata)") == 3   # 2 EROFS images + 1 splitstream
+        assert used[0] == "/usr/share/data/big.bin  (+2)"

@@ -39,9 +39,9 @@ COLUMNS = [
 ]
 
 _STATE_STYLE = {"present": "", "unreferenced": "yellow", "missing": "bold red",
-                "metadata-missing": "bold red"}
+                "metadata-missing": "bold red", "unlocated": "dim"}
 _STATE_SHORT = {"present": "ok", "unreferenced": "unref", "missing": "MISSING",
-                "metadata-missing": "MISSING", "lnk": "symlink"}
+                "metadata-missing": "MISSING", "lnk": "symlink", "unlocated": "no dir"}
 
 
 class ObjectsScreen(SecondaryScreen):
@@ -139,7 +139,12 @@ class ObjectsScreen(SecondaryScreen):
 
     def _row_cells(self, i: int) -> list[Text]:
         r = self.rows[self.view[i]]
-        used = r.first_path if r.first_path is not None else "-"
+        if r.first_path is not None:
+            used = r.first_path
+        elif r.name in self.store.metadata_objects:
+            used = "(repository metadata)"
+        else:
+            used = "-"
         if r.refs > 1:
             used += f"  (+{r.refs - 1})"
         return [Text(human_bytes(r.size)), Text(str(r.refs)),

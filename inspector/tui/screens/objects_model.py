@@ -32,7 +32,8 @@ class ObjectRow:
     layers: tuple[str, ...]        # layers whose blob reads it or whose object dir holds it
     copies: int                    # physical files with this name (one per object dir)
     inodes: int                    # distinct inodes among them (hard links count once)
-    state: str                     # "present", "missing", "unreferenced", or a file kind
+    state: str                     # "present", "missing", "unreferenced", "unlocated", or a
+                                   # file kind ("lnk"...) when the object is not a regular file
     first_path: str | None         # a path that reads it (for display), surrogateescape str
     paths: tuple[str, ...]         # every path that reads it (for glob filters)
     digests: tuple[str, ...]       # fs-verity digests (hex) the blobs record for it
@@ -82,7 +83,10 @@ def build_rows(idx: StoreIndex, cancel: threading.Event | None = None,
                 if lid not in layers:
                     layers.append(lid)
         kinds = {f.kind for f, _ in held}
-        if not held:
+        if not held and refs and all(idx.store.layers[lid].object_dir is None
+                                     for lid, *_ in refs if lid in idx.store.layers):
+            state = "unlocated"     # no object directory known (bare image without --basedir)
+        elif not held:
             state = "missing" if refs else "metadata-missing"
         elif kinds - {"reg"}:
             state = sorted(kinds - {"reg"})[0]
