@@ -47,14 +47,21 @@ def check_filter(filter_names: Iterable[bytes | str] | None) -> list[bytes] | No
 def dump_lines(img: ComposefsImage, filter_names=None) -> Iterator[bytes]:
     """One dump line (with its trailing newline) per entry."""
     require_composefs(img)
-    attrs_of = img.attrs
+    # Each inode is visited once (hardlinks reuse the primary's attrs), so the per-nid cache of
+    # img.attrs() would only cost time here.
+    attrs_of = img._compute_attrs
     read_inline = img.read_inline
     read_link = img.read_link
-    for e in img.walk(check_filter(filter_names)):
-        ino = e.inode
+    hardlink_attrs: dict[int, object] = {}
+    for path, ino, link_primary, _depth in img.walk_tuples(check_filter(filter_names)):
         mode = ino.mode
         fmt = mode & _S_IFMT
-        a = attrs_of(ino)
+        if link_primary is None:
+            a = attrs_of(ino)
+            if ino.nlink > 1:
+                hardlink_attrs[ino.nid] = a
+        else:
+            a = hardlink_attrs.get(ino.nid) or attrs_of(ino)
         size = ino.size
         rdev = 0
         payload = b"-"
@@ -73,13 +80,13 @@ def dump_lines(img: ComposefsImage, filter_names=None) -> Iterator[bytes]:
         elif fmt == _S_IFCHR or fmt == _S_IFBLK:
             rdev = ino.u
         digest = a.dump_digest
-        if e.link_primary is not None:
+        if link_primary is not None:
             modestr = b"@%o" % mode
-            payload = escape_optional(e.link_primary)
+            payload = escape_optional(link_primary)
         else:
             modestr = b"%o" % mode
         line = b"%b %d %b %d %d %d %d %d.%d %b %b %b" % (
-            escape(e.path), size, modestr, ino.nlink, ino.uid, ino.gid, rdev, ino.mtime, ino.mtime_nsec,
+            escape(path), size, modestr, ino.nlink, ino.uid, ino.gid, rdev, ino.mtime, ino.mtime_nsec,
             payload, content, digest.hex().encode() if digest is not None else b"-")
         if a.xattrs:
             line += b"".join([b" " + escape_xattr(k) + b"=" + escape_xattr(v) for k, v in a.xattrs])

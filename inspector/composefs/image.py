@@ -18,6 +18,8 @@ from inspector.erofs.inode import Inode
 from inspector.errors import FormatError
 
 PREFIXES = C.XATTR_PREFIXES
+_XENT = C.XATTR_ENTRY.unpack_from
+_U32 = C.U32.unpack_from
 _TRUSTED = 4
 _USER = 1
 _REDIRECT = b"overlay.redirect"
@@ -139,14 +141,38 @@ class ComposefsImage:
     def _compute_attrs(self, inode: Inode) -> CfsAttrs:
         if inode.xattr_icount == 0:
             return _EMPTY_ATTRS
-        # c_loader: the C loader never sees a final 4-byte inline entry (upstream quirk 5).
-        entries = self.erofs.xattr_tuples(inode, c_loader=True)
+        erofs = self.erofs
+        buf = erofs.buf
+        start = inode.offset + inode.inode_size
+        end = start + inode.xattr_size
+        shared_count = buf[start + 4]
+        pos = start + 12 + 4 * shared_count
+        if pos > end:
+            erofs.xattr_tuples(inode)  # raises the precise error
         is_reg = inode.mode & _S_IFMT == _S_IFREG
         payload = None
         metacopy = None
         whiteout = False
         out: list[tuple[bytes, bytes]] = []
-        for idx, suffix, value, _shared, _off, _sid in entries:
+        entries: list[tuple[int, bytes, bytes]] = []
+        # Inline entries, parsed straight from the buffer (the dump's hot path).  The C loader's
+        # loop runs while pos + 4 < end, so a final 4-byte entry is never seen (quirk 5).
+        stop = end - 4
+        while pos < stop:
+            name_len, idx, value_size = _XENT(buf, pos)
+            vstart = pos + 4 + name_len
+            vend = vstart + value_size
+            if vend > end or idx not in PREFIXES:
+                erofs.xattr_tuples(inode)  # raises the precise error
+            entries.append((idx, buf[pos + 4:vstart], buf[vstart:vend]))
+            pos = (vend + 3) & ~3
+        if shared_count:
+            shared = erofs.shared_xattr
+            nid = inode.nid
+            for p in range(start + 12, start + 12 + 4 * shared_count, 4):
+                e = shared(_U32(buf, p)[0], nid)
+                entries.append((e[0], e[1], e[2]))
+        for idx, suffix, value in entries:
             if idx == _TRUSTED and suffix.startswith(_OVERLAY):
                 if suffix.startswith(_ESCAPED):
                     if suffix == _WHITEOUT and is_reg:
@@ -255,6 +281,13 @@ class ComposefsImage:
         On-disk chr 0/0 inodes are skipped (the root stubs; C skips them everywhere) unless
         *include_stubs*.  A directory reached twice is a cycle and raises FormatError.
         """
+        for path, inode, primary, depth in self.walk_tuples(filter_names, include_stubs=include_stubs,
+                                                            max_depth=max_depth):
+            yield Entry(path, inode, primary, depth)
+
+    def walk_tuples(self, filter_names: Iterable[bytes] | None = None, *, include_stubs: bool = False,
+                    max_depth: int = C.MAX_DIR_DEPTH) -> Iterator[tuple[bytes, Inode, bytes | None, int]]:
+        """:meth:`walk` as ``(path, inode, link_primary, depth)`` tuples (the dump's fast path)."""
         erofs = self.erofs
         inode_of = erofs.inode
         iter_dir = erofs.iter_dir_raw
@@ -264,7 +297,7 @@ class ComposefsImage:
                               offset=root.offset)
         filt = None if filter_names is None else {os.fsencode(n) if isinstance(n, str) else n
                                                    for n in filter_names}
-        yield Entry(b"/", root, None, 0)
+        yield (b"/", root, None, 0)
         seen_dirs = {root.nid}
         primaries: dict[int, bytes] = {}
         stack: list[tuple[bytes, Iterator]] = [(b"", iter(iter_dir(root)))]
@@ -291,15 +324,15 @@ class ComposefsImage:
                         raise FormatError(f"directory nesting deeper than {max_depth} at "
                                           f"{path.decode('utf-8', 'surrogateescape')[:200]}", path=self.path,
                                           offset=child.offset)
-                    yield Entry(path, child, None, depth)
+                    yield (path, child, None, depth)
                     stack.append((path, iter(iter_dir(child))))
                     break
                 primary = primaries.get(nid)
                 if primary is None:
                     primaries[nid] = path
-                    yield Entry(path, child, None, depth)
+                    yield (path, child, None, depth)
                 else:
-                    yield Entry(path, child, primary, depth)
+                    yield (path, child, primary, depth)
             else:
                 stack.pop()
 

@@ -120,11 +120,13 @@ class ErofsImage:
                 raise self._error(f"inode nid {nid}: extended inode past end of image", off)
             (f, xc, mode, _r, size, u, ino_n, uid, gid, mtime, nsec, nlink) = _EXTENDED(buf, off)
             inode = Inode(nid, off, False, f, xc, mode, nlink, size, u, ino_n, uid, gid, mtime, nsec)
+            isize = 64
         else:
             (f, xc, mode, nlink, size, mt, u, ino_n, uid, gid, _r2) = _COMPACT(buf, off)
             inode = Inode(nid, off, True, f, xc, mode, nlink, size, u, ino_n, uid, gid,
                           self.sb.build_time + mt, self.sb.build_time_nsec)
-        if off + (32 if fmt & 1 == 0 else 64) + (12 + 4 * (xc - 1) if xc else 0) > self.size:
+            isize = 32
+        if off + isize + (12 + 4 * (xc - 1) if xc else 0) > self.size:
             raise self._error(f"inode nid {nid}: xattr area ({inode.xattr_size} bytes) runs past end of image",
                               off + 2)
         self._inodes[nid] = inode
@@ -180,12 +182,16 @@ class ErofsImage:
             out.append((index, buf[pos + 4:vstart], buf[vstart:vend], False, pos, None))
             pos = (vend + 3) & ~3
         for sid in ids:
-            entry = self._shared_cache.get(sid)
-            if entry is None:
-                entry = self._xattr_entry(self.xattr_base + 4 * sid, self.size, True, sid, nid)
-                self._shared_cache[sid] = entry
-            out.append(entry)
+            out.append(self.shared_xattr(sid, nid))
         return out
+
+    def shared_xattr(self, sid: int, nid: int) -> tuple[int, bytes, bytes, bool, int, int | None]:
+        """Entry *sid* of the shared xattr table (cached: many inodes share the same ids)."""
+        entry = self._shared_cache.get(sid)
+        if entry is None:
+            entry = self._xattr_entry(self.xattr_base + 4 * sid, self.size, True, sid, nid)
+            self._shared_cache[sid] = entry
+        return entry
 
     def _xattr_entry(self, pos: int, limit: int, shared: bool, sid: int | None, nid: int):
         if pos + 4 > limit:
@@ -333,10 +339,16 @@ class ErofsImage:
             out.extend(self._parse_dir_block(inode, boff, block))
         return out
 
-    def iter_dir_raw(self, inode: Inode) -> Iterator[tuple[bytes, int, int]]:
-        """Fast path: ``(name, nid, file_type)`` per entry, without Dirent objects."""
+    def iter_dir_raw(self, inode: Inode) -> list[tuple[bytes, int, int]]:
+        """Fast path: ``(name, nid, file_type)`` per entry (``.``/``..`` included), no Dirent objects."""
+        segs = self.data_segments(inode)
+        if len(segs) == 1 and segs[0][1] is not None and segs[0][2] <= _BS:
+            _f, ioff, n = segs[0]     # the common case: one block or one inline tail
+            return self._parse_dir_block_raw(inode, ioff, self.buf[ioff:ioff + n])
+        out: list[tuple[bytes, int, int]] = []
         for boff, block in self.dir_blocks(inode):
-            yield from self._parse_dir_block_raw(inode, boff, block)
+            out.extend(self._parse_dir_block_raw(inode, boff, block))
+        return out
 
     def _parse_dir_block_raw(self, inode: Inode, boff: int, block: bytes) -> list[tuple[bytes, int, int]]:
         blen = len(block)
