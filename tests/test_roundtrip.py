@@ -46,9 +46,7 @@ def _xattrs(rng: random.Random) -> dict[bytes, bytes]:
             value = bytes.fromhex("02000000010006 00ffffffff040004 00ffffffff200004 00ffffffff"
                                   .replace(" ", ""))
         else:
-            value = bytes(rng.randrange(256) for _ in range(rng.choice((0, 1, 5, 40, 300))))
-            if not value and name in (b"system.posix_acl_access",):
-                value = b"x"
+            value = rng.randbytes(rng.choice((0, 1, 5, 40, 300)))
         out[name] = value
     return out
 
@@ -78,7 +76,7 @@ def random_tree(seed: int, size: int = 300, links: bool = True) -> Node:
             node = new_dir(stat.S_IFDIR | perm, uid=uid, gid=gid, mtime_sec=sec, mtime_nsec=nsec)
             dirs.append(node)
         elif kind < 0.30:
-            content = bytes(rng.randrange(256) for _ in range(rng.choice((1, 7, 64, 2049, 4095, 4096, 4097, 5000))))
+            content = rng.randbytes(rng.choice((1, 7, 64, 2049, 4095, 4096, 4097, 5000)))
             node = Node(stat.S_IFREG | perm, rng.randint(1, 3), uid, gid, 0, sec, nsec,
                         len(content), content=content)
             regulars.append(node)
@@ -88,7 +86,7 @@ def random_tree(seed: int, size: int = 300, links: bool = True) -> Node:
             if rng.random() < 0.8:
                 payload = (b"%02x/" % rng.randrange(256)
                            + bytes(rng.choice(b"0123456789abcdef") for _ in range(rng.choice((62, 61, 60)))))
-            digest = bytes(rng.randrange(256) for _ in range(32)) if rng.random() < 0.6 else None
+            digest = rng.randbytes(32) if rng.random() < 0.6 else None
             node = Node(stat.S_IFREG | perm, 1, uid, gid, 0, sec, nsec, fsize, payload=payload,
                         digest=digest)
             regulars.append(node)

@@ -18,6 +18,7 @@ SIZE 0, directory RDEV/PAYLOAD/CONTENT ignored) is done here so the tree is what
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import stat
@@ -39,6 +40,7 @@ MAX_XATTR_SPACE = 32767        # names + values of one inode
 _VALID_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFBLK, stat.S_IFCHR,
                 stat.S_IFSOCK, stat.S_IFIFO)
 _ESCAPE_RE = re.compile(rb"\\(x[0-9a-fA-F]{2}|.?)", re.DOTALL)
+_VALID_ESCAPES = re.compile(rb"(?:[^\\]|\\(?:x[0-9a-fA-F]{2}|[\\nrt]))*", re.DOTALL)
 _SIMPLE = {b"\\": b"\\", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
 
 
@@ -113,7 +115,11 @@ def unescape(raw: bytes, *, binary: bool = False) -> bytes:
     ``binary`` values (inline content, xattr values) may.
     """
     if b"\\" in raw:
-        raw = _ESCAPE_RE.sub(_unescape_one, raw)
+        if _VALID_ESCAPES.fullmatch(raw):
+            # Only \\ \n \r \t \xHH are present: the codec decodes exactly those in C.
+            raw = codecs.escape_decode(raw)[0]
+        else:
+            raw = _ESCAPE_RE.sub(_unescape_one, raw)   # raises with the offending escape
     if not binary and b"\0" in raw:
         raise ValueError("NUL byte not allowed")
     return raw
