@@ -160,11 +160,14 @@ class _Fail(Exception):
     pass
 
 
-def _int(raw: bytes, what: str, base: int = 10) -> int:
+def _int(raw: bytes, what: str, base: int = 10, lo: int = 0, hi: int = 0xFFFFFFFF) -> int:
+    """A number field within [lo, hi] (the width the image stores it in)."""
     try:
         if not raw or raw.strip() != raw or raw[:1] in b"+":
             raise ValueError
         v = int(raw, base)
+        if not lo <= v <= hi:
+            raise ValueError
     except ValueError:
         raise _Fail(f"Invalid {what} {raw.decode('ascii', 'backslashreplace')!r}") from None
     return v
@@ -185,25 +188,23 @@ def parse_line(line: bytes, lineno: int, strict: bool) -> DumpEntry:
         raise _Fail(f"Invalid path: {e}") from None
     if not path:
         raise _Fail("Invalid empty path")
-    size = _int(fields[1], "size")
+    size = _int(fields[1], "size", hi=2**64 - 1)
     mode_raw = fields[2]
     hardlink = mode_raw.startswith(b"@")
     if hardlink:
         mode_raw = mode_raw[1:]
     mode = _int(mode_raw, "mode", 8)
-    if mode < 0 or mode > 0xFFFFFFFF:
-        raise _Fail(f"Invalid mode {mode_raw.decode('ascii', 'backslashreplace')}")
     mode &= 0xFFFF
     if stat.S_IFMT(mode) not in _VALID_TYPES:
         raise _Fail(f"Invalid mode {mode:o}")
     nlink = _int(fields[3], "nlink")
     uid = _int(fields[4], "uid")
     gid = _int(fields[5], "gid")
-    rdev = _int(fields[6], "rdev")
+    rdev = _int(fields[6], "rdev")   # stored as the 32-bit i_u
     mt = fields[7].split(b".")
     if len(mt) != 2:
         raise _Fail(f"Invalid mtime {fields[7].decode('ascii', 'backslashreplace')!r}")
-    sec = _int(mt[0], "mtime")
+    sec = _int(mt[0], "mtime", lo=-2**63, hi=2**63 - 1)
     nsec = _int(mt[1], "mtime")
     try:
         payload = _optional(fields[8])
