@@ -130,8 +130,8 @@ async def test_objects_digest_prefix_filter_refs_and_jump(cs_store):
         assert app.focused is refs
         rows = [[c.plain for c in refs.get_row_at(i)] for i in range(refs.row_count)]
         assert rows == [
-            ["localhost/app1:1", B[:12], "/opt/app1/lib/libshared1.so", "yes"],
-            ["localhost/app2:1", C[:12], "/opt/app2/lib/libshared1.so", "yes"],
+            ["/opt/app1/lib/libshared1.so", "localhost/app1:1", B[:12], "yes"],
+            ["/opt/app2/lib/libshared1.so", "localhost/app2:1", C[:12], "yes"],
         ]
         copies = s.query_one("#objects-copies", Static).render().plain
         assert f"overlay/{B}/diff/{LIBSHARED1}" in copies

@@ -83,7 +83,7 @@ class ObjectsScreen(SecondaryScreen):
                 yield Static(Text("Select an object to see where it is used."),
                              id="objects-info")
                 refs = DataTable(id="objects-refs", cursor_type="row", zebra_stripes=True)
-                refs.add_columns("Image", "Layer", "Path", "Visible")
+                refs.add_columns("Path", "Image", "Layer", "Visible")
                 yield refs
                 yield Static(Text(""), id="objects-copies")
         yield Footer()
@@ -263,8 +263,8 @@ class ObjectsScreen(SecondaryScreen):
             return
         self.refs, self._refs_for = res, name
         for i, a in enumerate(res.answers):
-            table.add_row(txt(a["image"]), txt(layer_label(self.store, a["layer"])),
-                          txt(a["path"]),
+            table.add_row(txt(a["path"]), txt(a["image"]),
+                          txt(layer_label(self.store, a["layer"])),
                           Text("yes" if a["visible"] else "hidden",
                                style="" if a["visible"] else "yellow"), key=str(i))
         t = Text()
