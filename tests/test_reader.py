@@ -235,3 +235,24 @@ def test_plain_erofs_is_refused_by_compat_commands_but_opens(tmp_path, capsys):
 
 def test_unsupported_is_a_format_error():
     assert issubclass(UnsupportedError, FormatError)
+
+
+def test_hardlink_whose_inode_declares_nlink_1(tmp_path, capsys):
+    """--from-file images store the dump's NLINK verbatim, so a hardlinked inode may say nlink 1;
+    the walk must still report the later path as a link to the first one in sorted order."""
+    from inspector.composefs.dumpfile import parse_dump
+    from inspector.composefs.writer import build_image
+
+    dump = (b"/ 0 40755 2 0 0 0 0.0 - - -\n"
+            b"/z 5 100644 1 0 0 0 0.0 - hello -\n"
+            b"/a 0 @100644 1 0 0 0 0.0 /z - -\n"
+            b"/d 0 40755 2 0 0 0 0.0 - - -\n"
+            b"/d/x 0 @100644 1 0 0 0 0.0 /z - -\n")
+    p = tmp_path / "links.cfs"
+    p.write_bytes(build_image(parse_dump(dump)))
+    with open_image(p) as img:
+        assert img.lookup(b"/a").nlink == 1
+        assert [(e.path, e.link_primary) for e in img.walk()][1:] == [
+            (b"/a", None), (b"/d", None), (b"/d/x", b"/a"), (b"/z", b"/a")]
+    assert cli(capsys, "dump", p)[1].splitlines()[3:] == [
+        "/d/x 5 @100644 1 0 0 0 0.0 /a hello -", "/z 5 @100644 1 0 0 0 0.0 /a hello -"]

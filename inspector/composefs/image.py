@@ -285,11 +285,18 @@ class ComposefsImage:
                                                             max_depth=max_depth):
             yield Entry(path, inode, primary, depth)
 
+    def _first_path_of(self, nid: int, filt) -> bytes:
+        """The first path (sorted DFS order) naming *nid*: the hardlink primary."""
+        for path, inode, _p, _d in self.walk_tuples(filt):
+            if inode.nid == nid:
+                return path
+        raise AssertionError("nid seen in walk but not found again")  # pragma: no cover
+
     def walk_tuples(self, filter_names: Iterable[bytes] | None = None, *, include_stubs: bool = False,
                     max_depth: int = C.MAX_DIR_DEPTH) -> Iterator[tuple[bytes, Inode, bytes | None, int]]:
         """:meth:`walk` as ``(path, inode, link_primary, depth)`` tuples (the dump's fast path)."""
         erofs = self.erofs
-        inode_of = erofs.inode
+        inode_of = erofs.load_inode
         iter_dir = erofs.iter_dir_raw
         root = erofs.root
         if not root.is_dir():
@@ -299,7 +306,11 @@ class ComposefsImage:
                                                    for n in filter_names}
         yield (b"/", root, None, 0)
         seen_dirs = {root.nid}
+        # Hardlink detection by repeated nid.  Paths are kept only for inodes that declare
+        # nlink > 1; a bare set remembers the rest (on-disk nlink may understate links in
+        # --from-file images, so a repeat there is resolved by a rare re-walk).
         primaries: dict[int, bytes] = {}
+        seen_files: set[int] = set()
         stack: list[tuple[bytes, Iterator]] = [(b"", iter(iter_dir(root)))]
         while stack:
             prefix, it = stack[-1]
@@ -327,11 +338,15 @@ class ComposefsImage:
                     yield (path, child, None, depth)
                     stack.append((path, iter(iter_dir(child))))
                     break
-                primary = primaries.get(nid)
-                if primary is None:
-                    primaries[nid] = path
+                if nid not in seen_files:
+                    seen_files.add(nid)
+                    if child.nlink > 1:
+                        primaries[nid] = path
                     yield (path, child, None, depth)
                 else:
+                    primary = primaries.get(nid)
+                    if primary is None:
+                        primary = primaries[nid] = self._first_path_of(nid, filt)
                     yield (path, child, primary, depth)
             else:
                 stack.pop()

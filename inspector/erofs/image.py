@@ -95,10 +95,15 @@ class ErofsImage:
         return FormatError(msg, path=self.path, offset=offset)
 
     def inode(self, nid: int) -> Inode:
-        """The inode with number *nid* (cached)."""
+        """The inode with number *nid* (cached: lookups and the TUI revisit inodes)."""
         ino = self._inodes.get(nid)
-        if ino is not None:
-            return ino
+        if ino is None:
+            ino = self._inodes[nid] = self.load_inode(nid)
+        return ino
+
+    def load_inode(self, nid: int) -> Inode:
+        """Parse inode *nid* without caching it (full walks of huge images use this, so their
+        memory does not grow with the inode count)."""
         off = self.meta_base + nid * 32
         if nid < 0 or off + 32 > self.size:
             raise self._error(f"inode nid {nid} out of range", off if nid >= 0 else None)
@@ -129,7 +134,6 @@ class ErofsImage:
         if off + isize + (12 + 4 * (xc - 1) if xc else 0) > self.size:
             raise self._error(f"inode nid {nid}: xattr area ({inode.xattr_size} bytes) runs past end of image",
                               off + 2)
-        self._inodes[nid] = inode
         return inode
 
     @property
