@@ -109,6 +109,17 @@ def preprocess(argv: list[str], commands: set[str]) -> list[str]:
     return argv
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL[0x0A] = "\\n"
+_CONTROL[0x09] = "\\t"
+
+
+def one_line(message: str) -> str:
+    """An error message safe for a terminal: control bytes (from attacker-chosen names that
+    reach a message) are shown escaped, and the message stays on one line."""
+    return message.translate(_CONTROL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -120,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except InspectError as e:
-        print(f"cfs-inspect: {e}", file=sys.stderr)
+        print(f"cfs-inspect: {one_line(str(e))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # Output closed early (e.g. `| head`): not an error of ours.
