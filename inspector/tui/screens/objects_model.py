@@ -64,43 +64,58 @@ def build_rows(idx: StoreIndex, cancel: threading.Event | None = None,
         owners = idx.dir_layers(d)
         for name, f in files.items():
             files_by_name.setdefault(name, []).append((f, owners))
-    names = sorted(set(refs_by_name) | set(files_by_name) | set(idx.store.metadata_objects))
+    metadata = idx.store.metadata_objects
+    no_dir = {lid for lid, la in idx.store.layers.items() if la.object_dir is None}
+    names = sorted(set(refs_by_name) | set(files_by_name) | set(metadata))
     total = len(names)
     rows: list[ObjectRow] = []
+    append = rows.append
+    empty: list = []
     for i, name in enumerate(names):
-        if cancel is not None and i % 4096 == 0 and cancel.is_set():
-            break
-        if progress is not None and i % 4096 == 0:
-            progress(i, total)
-        refs = refs_by_name.get(name, [])
-        held = files_by_name.get(name, [])
-        layers: list[str] = []
-        for lid, *_ in refs:
-            if lid not in layers:
-                layers.append(lid)
-        for _, owners in held:
-            for lid in owners:
-                if lid not in layers:
-                    layers.append(lid)
-        kinds = {f.kind for f, _ in held}
-        if not held and refs and all(idx.store.layers[lid].object_dir is None
-                                     for lid, *_ in refs if lid in idx.store.layers):
-            state = "unlocated"     # no object directory known (bare image without --basedir)
-        elif not held:
-            state = "missing" if refs else "metadata-missing"
-        elif kinds - {"reg"}:
-            state = sorted(kinds - {"reg"})[0]
-        elif not refs and name not in idx.store.metadata_objects:
-            state = "unreferenced"
+        if not i & 4095:
+            if cancel is not None and cancel.is_set():
+                break
+            if progress is not None:
+                progress(i, total)
+        refs = refs_by_name.get(name, empty)
+        held = files_by_name.get(name, empty)
+        if len(refs) == 1 and len(held) <= 1:       # the common case, kept cheap
+            lid, path, digest, rsize = refs[0]
+            layers = (lid,) if not held or held[0][1] in ([lid], []) else tuple(
+                dict.fromkeys([lid, *held[0][1]]))
+            paths = (path.decode("utf-8", "surrogateescape"),)
+            digests = (digest.hex(),) if digest else ()
         else:
-            state = "present"
-        size = held[0][0].size if held else (refs[0][3] if refs else None)
-        paths = tuple(sorted({p.decode("utf-8", "surrogateescape") for _, p, _, _ in refs}))
-        digests = tuple(sorted({d.hex() for _, _, d, _ in refs if d}))
-        rows.append(ObjectRow(
-            name=name, size=size, refs=len(refs), layers=tuple(layers), copies=len(held),
-            inodes=len({f.identity for f, _ in held}), state=state,
-            first_path=paths[0] if paths else None, paths=paths, digests=digests))
+            layers = tuple(dict.fromkeys([r[0] for r in refs]
+                                         + [lid for _, owners in held for lid in owners]))
+            paths = tuple(sorted({p.decode("utf-8", "surrogateescape") for _, p, _, _ in refs}))
+            digests = tuple(sorted({d.hex() for _, _, d, _ in refs if d}))
+        if held:
+            f0 = held[0][0]
+            if len(held) == 1:
+                kind, inodes = f0.kind, 1
+                odd = kind != "reg"
+            else:
+                kinds = {f.kind for f, _ in held}
+                odd = bool(kinds - {"reg"})
+                kind = sorted(kinds - {"reg"})[0] if odd else "reg"
+                inodes = len({f.identity for f, _ in held})
+            if odd:
+                state = kind
+            elif not refs and name not in metadata:
+                state = "unreferenced"
+            else:
+                state = "present"
+            size = f0.size
+        else:
+            inodes = 0
+            if refs and all(r[0] in no_dir for r in refs):
+                state = "unlocated"     # no object directory known (bare image, no --basedir)
+            else:
+                state = "missing" if refs else "metadata-missing"
+            size = refs[0][3] if refs else None
+        append(ObjectRow(name, size, len(refs), layers, len(held), inodes, state,
+                         paths[0] if paths else None, paths, digests))
     if progress is not None:
         progress(total, total)
     return rows
