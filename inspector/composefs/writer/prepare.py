@@ -87,6 +87,8 @@ class WInode:
 def _user_xattrs(node: Node, opts: WriterOptions) -> dict[bytes, bytes]:
     if opts.skip_xattrs or not node.xattrs:
         return {}
+    if not opts.user_xattrs and not any(k.startswith(OVERLAY) for k in node.xattrs):
+        return dict(node.xattrs)        # the common case: nothing to filter or escape
     out = {}
     for k, v in node.xattrs.items():
         if opts.user_xattrs and not k.startswith(b"user."):
