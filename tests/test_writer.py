@@ -333,3 +333,19 @@ def test_store_images_rebuild_from_their_dump(store, count, store_root, tmp_path
         rebuilt = build_image(parse_dump(out.getvalue(), strict=True),
                               WriterOptions(min_version=version, max_version=version))
         assert rebuilt == original, path
+
+
+def test_scale_generator_is_deterministic():
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benches"))
+    from make_scale import scale_tree
+    from inspector.composefs.image import open_image
+
+    a = build_image(scale_tree(3000, seed=7))
+    assert a == build_image(scale_tree(3000, seed=7))
+    assert a != build_image(scale_tree(3000, seed=8))
+    assert struct.unpack_from("<Q", a, 0x410)[0] == 3000 + 256
+    with open_image("<scale>", data=a) as img:
+        entries = list(img.walk())
+    regular = sum(1 for e in entries if stat.S_ISREG(e.inode.mode) and e.link_primary is None)
+    assert 0.75 < regular / 3000 < 0.85
