@@ -25,6 +25,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
+from inspector.composefs.escape import display
 from inspector.errors import DumpParseError
 
 #: mkcomposefs limits (libcomposefs names in brackets).
@@ -104,7 +105,7 @@ def _unescape_one(m: re.Match) -> bytes:
         return bytes([int(e[1:], 16)])
     out = _SIMPLE.get(e)
     if out is None:
-        raise ValueError(f"invalid escape \\{e.decode('ascii', 'backslashreplace')}")
+        raise ValueError(f"invalid escape \\{display(e)}")
     return out
 
 
@@ -408,8 +409,8 @@ def read_dump(path: str, *, strict: bool | None = None) -> Node:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise DumpParseError(f"cannot read: {e.strerror}", path=path) from None
-    return parse_dump(data, strict=strict, source=path)
+        raise DumpParseError(f"cannot read: {e.strerror}", path=display(path)) from None
+    return parse_dump(data, strict=strict, source=display(path))
 
 
 def read_dump_stream(f: BinaryIO, *, strict: bool | None = None, source: str = "<dump>") -> Node:

@@ -21,6 +21,7 @@ import tempfile
 
 from inspector.composefs.dumpfile import (MAX_CHUNKS, MAX_NAME, Node, chunk_count,
                                           xattr_space_error)
+from inspector.composefs.escape import display
 from inspector.composefs.fsverity import FsVerityHasher
 from inspector.errors import InspectError
 
@@ -111,7 +112,7 @@ def _regular(path: str, st: os.stat_result, node: Node, store: DigestStore | Non
     if size == 0:
         return
     if chunk_count(size) > MAX_CHUNKS:
-        raise InspectError("File too large", path=path)
+        raise InspectError("File too large", path=display(path))
     fd = _open_ro(path)
     try:
         if size <= INLINE_MAX:
@@ -145,7 +146,7 @@ def _node_for(path: str, st: os.stat_result, skip_xattrs: bool, user_xattrs: boo
     node.xattrs = _xattrs(path, skip_xattrs, user_xattrs)
     err = xattr_space_error(node.xattrs)
     if err:
-        raise InspectError(err, path=path)
+        raise InspectError(err, path=display(path))
     fmt = stat.S_IFMT(st.st_mode)
     if fmt in (stat.S_IFCHR, stat.S_IFBLK):
         node.rdev = kernel_rdev(st.st_rdev)
@@ -163,7 +164,7 @@ def read_directory(root: str, *, digest_store: str | None = None, skip_devices: 
         st = os.lstat(root)
         if not stat.S_ISDIR(st.st_mode):
             raise InspectError("source is not a directory (use --from-file for a dump)",
-                               path=root)
+                               path=display(root))
         top = _node_for(root, st, skip_xattrs, user_xattrs)
         stack = [(root, top)]
         while stack:
@@ -172,7 +173,7 @@ def read_directory(root: str, *, digest_store: str | None = None, skip_devices: 
                 names = sorted(os.fsencode(e.name) for e in it)
             for name in names:
                 if len(name) > MAX_NAME:
-                    raise InspectError("name longer than 255 bytes", path=dpath)
+                    raise InspectError("name longer than 255 bytes", path=display(dpath))
                 path = os.path.join(dpath, os.fsdecode(name))
                 st = os.lstat(path)
                 fmt = stat.S_IFMT(st.st_mode)
@@ -184,7 +185,8 @@ def read_directory(root: str, *, digest_store: str | None = None, skip_devices: 
                 elif fmt == stat.S_IFLNK:
                     target = os.fsencode(os.readlink(path))
                     if not target or len(target) > 4095:
-                        raise InspectError("symlink target longer than 4095 bytes", path=path)
+                        raise InspectError("symlink target longer than 4095 bytes",
+                                           path=display(path))
                     node.payload = target
                     node.size = len(target)
                 dnode.add_child(name, node)
@@ -192,5 +194,5 @@ def read_directory(root: str, *, digest_store: str | None = None, skip_devices: 
                     stack.append((path, node))
     except OSError as e:
         raise InspectError(f"cannot read source: {e.strerror}",
-                           path=e.filename or root) from None
+                           path=display(os.fsdecode(e.filename or root))) from None
     return top
