@@ -174,3 +174,25 @@ def test_cli_no_open_and_refuses_non_empty(tmp_path, capsys):
     assert (dest / "storage/overlay-layers/layers.json").is_file()
     assert main(["demo", "--no-open", str(dest)]) == 2
     assert capsys.readouterr().err == f"cfs-inspect: {dest}: demo directory exists and is not empty\n"
+
+
+def test_cli_opens_the_tui_or_falls_back(tmp_path, capsys, monkeypatch):
+    """Without --no-open the store is handed to inspector.tui.app.run_app when it exists."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("inspector.tui.app")
+    fake.run_app = lambda path: calls.append(path) or 0
+    monkeypatch.setitem(sys.modules, "inspector.tui.app", fake)
+    dest = tmp_path / "d"
+    assert main(["demo", str(dest)]) == 0
+    assert calls == [str(dest)]
+    assert capsys.readouterr().err == f"demo store kept in {dest}\n"
+
+    monkeypatch.setitem(sys.modules, "inspector.tui.app", None)     # import fails
+    dest2 = tmp_path / "e"
+    assert main(["demo", str(dest2)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{dest2}\n"
+    assert err.startswith("(the TUI is not available in this build;")

@@ -141,4 +141,6 @@ def cmd_demo(args) -> int:
         print("(the TUI is not available in this build; inspect the store with "
               f"`cfs-inspect verify {path}` or `cfs-inspect dedup {path}`)", file=sys.stderr)
         return 0
-    return int(run_app(os.fspath(path)) or 0)
+    rc = int(run_app(os.fspath(path)) or 0)
+    print(f"demo store kept in {path}", file=sys.stderr)
+    return rc
