@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import BinaryIO, Iterable, Iterator
 
-from inspector.composefs.escape import escape, escape_ls, escape_optional, escape_xattr
+from inspector.composefs.escape import _OK_GRAPH, escape, escape_ls, escape_optional, escape_xattr
 from inspector.composefs.image import ComposefsImage, Entry
 from inspector.erofs import constants as C
 from inspector.errors import FormatError, PlainErofsError
@@ -53,6 +53,7 @@ def dump_lines(img: ComposefsImage, filter_names=None) -> Iterator[bytes]:
     read_inline = img.read_inline
     read_link = img.read_link
     hardlink_attrs: dict[int, object] = {}
+    ok = _OK_GRAPH
     for path, ino, link_primary, _depth in img.walk_tuples(check_filter(filter_names)):
         mode = ino.mode
         fmt = mode & _S_IFMT
@@ -71,23 +72,30 @@ def dump_lines(img: ComposefsImage, filter_names=None) -> Iterator[bytes]:
                 mode = (mode & 0o7777) | _S_IFCHR
                 size = 0
             else:
-                if a.payload is not None:
-                    payload = escape_optional(a.payload)
+                p = a.payload
+                if p is not None:
+                    if p.translate(None, ok) or p == b"-":
+                        payload = escape_optional(p)
+                    else:
+                        payload = p
                 if size and ino.layout != _CHUNK:
                     content = escape_optional(read_inline(ino))
         elif fmt == _S_IFLNK:
             payload = escape_optional(read_link(ino))
         elif fmt == _S_IFCHR or fmt == _S_IFBLK:
             rdev = ino.u
-        digest = a.dump_digest
+        m = a.metacopy
+        digest = m[4:].hex().encode() if m is not None and len(m) == 36 else b"-"
         if link_primary is not None:
-            modestr = b"@%o" % mode
+            at = b"@"
             payload = escape_optional(link_primary)
         else:
-            modestr = b"%o" % mode
-        line = b"%b %d %b %d %d %d %d %d.%d %b %b %b" % (
-            escape(path), size, modestr, ino.nlink, ino.uid, ino.gid, rdev, ino.mtime, ino.mtime_nsec,
-            payload, content, digest.hex().encode() if digest is not None else b"-")
+            at = b""
+        if path.translate(None, ok):
+            path = escape(path)
+        line = b"%b %d %b%o %d %d %d %d %d.%d %b %b %b" % (
+            path, size, at, mode, ino.nlink, ino.uid, ino.gid, rdev, ino.mtime, ino.mtime_nsec,
+            payload, content, digest)
         if a.xattrs:
             line += b"".join([b" " + escape_xattr(k) + b"=" + escape_xattr(v) for k, v in a.xattrs])
         yield line + b"\n"

@@ -29,6 +29,10 @@ _OVERLAY = b"overlay."
 _WHITEOUT = b"overlay.overlay.whiteout"
 _WHITEOUTS = b"overlay.overlay.whiteouts"
 _USER_HIDDEN = (b"overlay.whiteout", b"overlay.whiteouts")
+_A_REDIRECT, _A_METACOPY, _A_WHITEOUT, _A_HIDE = 1, 2, 3, 4
+#: trusted.* suffixes with a composefs meaning (looked up once per xattr on the hot path).
+_TRUSTED_ACTIONS = {_REDIRECT: _A_REDIRECT, _METACOPY: _A_METACOPY, _WHITEOUT: _A_WHITEOUT,
+                    _WHITEOUTS: _A_HIDE}
 _S_IFMT = C.S_IFMT
 _S_IFREG = C.S_IFREG
 _S_IFCHR = C.S_IFCHR
@@ -139,21 +143,17 @@ class ComposefsImage:
         return a
 
     def _compute_attrs(self, inode: Inode) -> CfsAttrs:
-        if inode.xattr_icount == 0:
+        icount = inode.xattr_icount
+        if icount == 0:
             return _EMPTY_ATTRS
         erofs = self.erofs
         buf = erofs.buf
-        start = inode.offset + inode.inode_size
-        end = start + inode.xattr_size
+        start = inode.offset + (32 if inode.compact else 64)
+        end = start + 8 + 4 * icount          # = start + 12 + 4 * (icount - 1)
         shared_count = buf[start + 4]
         pos = start + 12 + 4 * shared_count
         if pos > end:
             erofs.xattr_tuples(inode)  # raises the precise error
-        is_reg = inode.mode & _S_IFMT == _S_IFREG
-        payload = None
-        metacopy = None
-        whiteout = False
-        out: list[tuple[bytes, bytes]] = []
         entries: list[tuple[int, bytes, bytes]] = []
         # Inline entries, parsed straight from the buffer (the dump's hot path).  The C loader's
         # loop runs while pos + 4 < end, so a final 4-byte entry is never seen (quirk 5).
@@ -172,22 +172,32 @@ class ComposefsImage:
             for p in range(start + 12, start + 12 + 4 * shared_count, 4):
                 e = shared(_U32(buf, p)[0], nid)
                 entries.append((e[0], e[1], e[2]))
+        is_reg = inode.mode & _S_IFMT == _S_IFREG
+        payload = None
+        metacopy = None
+        whiteout = False
+        out: list[tuple[bytes, bytes]] = []
         for idx, suffix, value in entries:
-            if idx == _TRUSTED and suffix.startswith(_OVERLAY):
-                if suffix.startswith(_ESCAPED):
-                    if suffix == _WHITEOUT and is_reg:
-                        whiteout = True
-                        continue
-                    if suffix == _WHITEOUTS:
-                        continue
-                    out.append((b"trusted." + suffix[8:], value))
-                elif suffix == _REDIRECT:
+            if idx == _TRUSTED:
+                action = _TRUSTED_ACTIONS.get(suffix)
+                if action is None:
+                    if not suffix.startswith(_OVERLAY):
+                        out.append((b"trusted." + suffix, value))
+                    elif suffix.startswith(_ESCAPED):
+                        out.append((b"trusted." + suffix[8:], value))
+                    # any other trusted.overlay.* is composefs machinery: hidden
+                elif action == _A_REDIRECT:
                     if is_reg:
                         payload = value[1:] if len(value) > 1 and value[:1] == b"/" else value
-                elif suffix == _METACOPY:
+                elif action == _A_METACOPY:
                     if is_reg:
                         metacopy = value
-                # every other trusted.overlay.* is composefs machinery: hidden
+                elif action == _A_WHITEOUT:
+                    if is_reg:
+                        whiteout = True
+                    else:
+                        out.append((b"trusted." + suffix[8:], value))
+                # _A_HIDE: the escaped whiteouts marker of a parent directory
                 continue
             if idx == _USER and suffix in _USER_HIDDEN:
                 continue
