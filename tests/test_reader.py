@@ -256,3 +256,15 @@ def test_hardlink_whose_inode_declares_nlink_1(tmp_path, capsys):
             (b"/a", None), (b"/d", None), (b"/d/x", b"/a"), (b"/z", b"/a")]
     assert cli(capsys, "dump", p)[1].splitlines()[3:] == [
         "/d/x 5 @100644 1 0 0 0 0.0 /a hello -", "/z 5 @100644 1 0 0 0 0.0 /a hello -"]
+
+
+def test_negative_build_time_is_signed(tmp_path, capsys):
+    from inspector.composefs.dumpfile import parse_dump
+    from inspector.composefs.writer import build_image
+
+    dump = b"/ 0 40755 2 0 0 0 -7.5 - - -\n/f 0 100644 1 0 0 0 -7.5 - - -\n"
+    p = tmp_path / "neg.cfs"
+    p.write_bytes(build_image(parse_dump(dump)))
+    with open_image(p) as img:
+        assert img.lookup(b"/f").compact and img.lookup(b"/f").mtime == -7
+    assert cli(capsys, "dump", p)[1].splitlines()[1] == "/f 0 100644 1 0 0 0 -7.5 - - -"

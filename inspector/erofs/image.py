@@ -71,6 +71,10 @@ class ErofsImage:
         self._inodes: dict[int, Inode] = {}
         self._shared_cache: dict[int, XattrEntry] = {}
         self.root_nid = self.sb.root_nid
+        # Compact inodes take their mtime from the superblock build time, which writers store
+        # as the (possibly negative) minimum mtime: read it as signed, as libcomposefs does.
+        bt = self.sb.build_time
+        self.epoch = bt - (1 << 64) if bt >= 1 << 63 else bt
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -129,7 +133,7 @@ class ErofsImage:
         else:
             (f, xc, mode, nlink, size, mt, u, ino_n, uid, gid, _r2) = _COMPACT(buf, off)
             inode = Inode(nid, off, True, f, xc, mode, nlink, size, u, ino_n, uid, gid,
-                          self.sb.build_time + mt, self.sb.build_time_nsec)
+                          self.epoch + mt, self.sb.build_time_nsec)
             isize = 32
         if off + isize + (12 + 4 * (xc - 1) if xc else 0) > self.size:
             raise self._error(f"inode nid {nid}: xattr area ({inode.xattr_size} bytes) runs past end of image",
