@@ -124,6 +124,12 @@ async def test_objects_digest_prefix_filter_refs_and_jump(cs_store):
         assert "digest prefix a39e88" in s.query_one("#objects-title", Static).render().plain
         await pilot.press("enter")          # leave the filter for the list
         assert isinstance(app.focused, VirtualTable)
+        await pilot.pause(0.3)              # highlight: paths from the reference index
+        refs = s.query_one("#objects-refs", DataTable)
+        assert [[c.plain for c in refs.get_row_at(i)] for i in range(refs.row_count)] == [
+            ["/opt/app1/lib/libshared1.so", "localhost/app1:1", B[:12], "…"],
+            ["/opt/app2/lib/libshared1.so", "localhost/app2:1", C[:12], "…"],
+        ]
         await pilot.press("enter")          # select the object: where is it used?
         await settle(app, pilot)
         refs = s.query_one("#objects-refs", DataTable)

@@ -38,6 +38,10 @@ COLUMNS = [
     Column("Used by", 0),
 ]
 
+#: The refs table lists at most this many paths (an object of a base layer can be read by
+#: thousands of paths across images; the count of the rest is shown).
+MAX_REFS_SHOWN = 500
+
 _STATE_STYLE = {"present": "", "unreferenced": "yellow", "missing": "bold red",
                 "metadata-missing": "bold red", "unlocated": "dim"}
 _STATE_SHORT = {"present": "ok", "unreferenced": "unref", "missing": "MISSING",
@@ -64,8 +68,8 @@ class ObjectsScreen(SecondaryScreen):
         self.view: list[int] = []
         self.sort_key = "size"
         self.query_text = ""
-        self.refs: RefsResult | None = None
-        self._refs_for: str | None = None
+        self.refs: RefsResult | None = None      # the refs engine's answer, after Enter
+        self.answers: list[dict] = []              # rows of the refs table
         self._focus_refs = False
         self._debounce: Timer | None = None
         self.loaded = False
@@ -201,18 +205,22 @@ class ObjectsScreen(SecondaryScreen):
         if self._debounce is not None:
             self._debounce.stop()
         if row is not None:
-            self._debounce = self.set_timer(0.15, lambda: self._request_refs(row.name))
+            self._debounce = self.set_timer(0.1, lambda: self._quick_refs(row.name))
+        else:
+            self._clear_refs()
 
     @on(VirtualTable.Selected, "#objects-table")
     def _selected(self, event: VirtualTable.Selected) -> None:
         row = self.selected_row()
         if row is None:
             return
+        if self.refs is not None and self.refs.object == row.name:
+            self._focus_refs_table()
+            return
         self._focus_refs = True
-        if self._refs_for == row.name and self.refs is not None:
-            self._show_refs(row.name, self.refs)
-        else:
-            self._request_refs(row.name)
+        self.query_one("#objects-copies", Static).update(
+            Text("Resolving visibility and physical copies…", style="dim"))
+        self._load_refs(row.name)
 
     def _show_info(self, row: ObjectRow | None) -> None:
         info = self.query_one("#objects-info", Static)
@@ -226,7 +234,7 @@ class ObjectsScreen(SecondaryScreen):
         t.append(f"{human_bytes(row.size)}  ({exact_bytes(row.size)})")
         t.append("\nState   ", style="bold")
         t.append(row.state, style=_STATE_STYLE.get(row.state, "bold magenta"))
-        t.append(f"\nCopies  ", style="bold")
+        t.append("\nCopies  ", style="bold")
         t.append(f"{row.copies} file(s), {row.inodes} inode(s)")
         t.append("\nLayers  ", style="bold")
         t.append_text(txt(", ".join(short_id(x) for x in row.layers) or "-"))
@@ -235,12 +243,44 @@ class ObjectsScreen(SecondaryScreen):
             t.append_text(txt(d))
         info.update(t)
 
-    def _request_refs(self, name: str) -> None:
-        if self._refs_for == name and self.refs is not None:
-            if self._focus_refs:
-                self._show_refs(name, self.refs)
+    # -- where is it used: a cheap list on highlight, the refs engine's full answer on Enter
+    def _clear_refs(self) -> None:
+        self.refs = None
+        self.answers = []
+        self.query_one("#objects-refs", DataTable).clear()
+        self.query_one("#objects-copies", Static).update(Text(""))
+
+    def _quick_refs(self, name: str) -> None:
+        """Paths that read *name*, from the reference index (no merged views: instant even
+        with thousands of paths).  Visibility and copies come with Enter."""
+        row = self.selected_row()
+        if row is None or row.name != name or self.index is None:
             return
-        self._load_refs(name)
+        if self.refs is not None and self.refs.object == name:
+            return
+        by_layer: dict[str, list[bytes]] = {}
+        for lid, ref in self.index.payload_refs(name):
+            by_layer.setdefault(lid, []).append(ref.path)
+        answers: list[dict] = []
+        for im in self.store.images:
+            for lid in im.layers:
+                for path in sorted(by_layer.get(lid, ())):
+                    answers.append({"image": im.label, "layer": lid,
+                                    "path": path.decode("utf-8", "surrogateescape"),
+                                    "visible": None})
+        used = {lid for im in self.store.images for lid in im.layers}
+        for lid, paths in by_layer.items():
+            if lid not in used:
+                for path in sorted(paths):
+                    answers.append({"image": None, "layer": lid,
+                                    "path": path.decode("utf-8", "surrogateescape"),
+                                    "visible": None})
+        self.refs = None
+        self._fill_refs(answers)
+        hint = Text("Enter: visibility in each image and physical copies", style="dim")
+        if not answers:
+            hint = Text("No image reads this object.", style="yellow")
+        self.query_one("#objects-copies", Static).update(hint)
 
     @work(thread=True, exit_on_error=False, group="objects-refs", exclusive=True)
     def _load_refs(self, name: str) -> None:
@@ -250,24 +290,33 @@ class ObjectsScreen(SecondaryScreen):
             res = str(e)
         self.app.call_from_thread(self._show_refs, name, res)
 
+    def _fill_refs(self, answers: list[dict]) -> None:
+        self.answers = answers
+        table = self.query_one("#objects-refs", DataTable)
+        table.clear()
+        for i, a in enumerate(answers[:MAX_REFS_SHOWN]):
+            vis = a["visible"]
+            table.add_row(txt(a["path"]), txt(a["image"]),
+                          txt(layer_label(self.store, a["layer"])),
+                          Text("…" if vis is None else "yes" if vis else "hidden",
+                               style="dim" if vis is None else "" if vis else "yellow"),
+                          key=str(i))
+
     def _show_refs(self, name: str, res: RefsResult | str) -> None:
         row = self.selected_row()
         if row is None or row.name != name:
             return
-        table = self.query_one("#objects-refs", DataTable)
         copies = self.query_one("#objects-copies", Static)
-        table.clear()
         if isinstance(res, str):
-            self.refs, self._refs_for = None, None
+            self.refs = None
             copies.update(txt(res, style="red"))
             return
-        self.refs, self._refs_for = res, name
-        for i, a in enumerate(res.answers):
-            table.add_row(txt(a["path"]), txt(a["image"]),
-                          txt(layer_label(self.store, a["layer"])),
-                          Text("yes" if a["visible"] else "hidden",
-                               style="" if a["visible"] else "yellow"), key=str(i))
+        self.refs = res
+        self._fill_refs(res.answers)
         t = Text()
+        if len(res.answers) > MAX_REFS_SHOWN:
+            t.append(f"{len(res.answers) - MAX_REFS_SHOWN:,} more paths not listed\n",
+                     style="dim")
         if not res.answers:
             t.append("No image reads this object.\n", style="yellow")
         t.append("Physical copies", style="bold")
@@ -277,17 +326,22 @@ class ObjectsScreen(SecondaryScreen):
             t.append(f"\n  #{c['inode_group']} nlink {c['nlink']}  ")
             t.append_text(txt(c["path_in_store"]))
         copies.update(t)
-        if self._focus_refs and res.answers:
-            table.focus()
+        if self._focus_refs:
+            self._focus_refs_table()
         self._focus_refs = False
+
+    def _focus_refs_table(self) -> None:
+        if self.answers:
+            self.query_one("#objects-refs", DataTable).focus()
 
     @on(DataTable.RowSelected, "#objects-refs")
     def _jump(self, event: DataTable.RowSelected) -> None:
-        if self.refs is None or event.row_key.value is None:
+        if event.row_key.value is None:
             return
-        a = self.refs.answers[int(event.row_key.value)]
+        a = self.answers[int(event.row_key.value)]
+        row = self.selected_row()
         self.post_message(JumpTo(image=image_id(self.store, a["image"]), layer=a["layer"],
-                                 path=a["path"], object=self.refs.object))
+                                 path=a["path"], object=row.name if row else None))
 
 
 def display_filter(query: str) -> Text:
