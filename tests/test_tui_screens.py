@@ -148,6 +148,8 @@ async def test_objects_digest_prefix_filter_refs_and_jump(cs_store):
         assert [jump_tuple(j) for j in app.jumps] == [
             ("378e08d8c2d08e538b83683352d52f0cd90f3fc0b2580e966a95e42f9b8a858a", C,
              "/opt/app2/lib/libshared1.so", LIBSHARED1)]
+        await pilot.press("escape")         # back to the list, still on the screen
+        assert isinstance(app.focused, VirtualTable) and app.screen is s
 
 
 async def test_objects_path_glob_and_file_name_filters(cs_store):
@@ -334,6 +336,23 @@ async def test_problems_clean_store_and_given_report(cs_store):
         assert s.query_one("#problems-summary", Static).render().plain.startswith(
             "No problems found.")
         assert s.query_one("#problems-table", DataTable).row_count == 0
+
+
+async def test_problems_list_is_cut_at_max_rows(cs_store):
+    rep = VerifyReport(store=cs_store)
+    rep.problems = [problems_mod.Problem("orphan", "warning", (), A, None, f"aa/{i:062x}",
+                                         "present but referenced by no image")
+                    for i in range(problems_mod.MAX_ROWS + 7)]
+    app = ScreenApp(ProblemsScreen(cs_store, report=rep))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        s = app.screen
+        assert s.query_one("#problems-table", DataTable).row_count == problems_mod.MAX_ROWS
+        assert s.query_one("#problems-summary", Static).render().plain.splitlines() == [
+            "0 error(s), 5007 warning(s). 0 objects checked, 0 files hashed (0 B).",
+            "orphan 5007",
+            "The first 5,000 are listed (errors first); `cfs-inspect verify --json PATH` lists "
+            "them all."]
 
 
 async def test_problems_escape_cancels_a_running_verify(cs_store, monkeypatch):

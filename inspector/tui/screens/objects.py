@@ -184,7 +184,11 @@ class ObjectsScreen(SecondaryScreen):
             self.app.call_from_thread(self._show, view)
 
     def on_key(self, event) -> None:
-        if event.key == "escape" and self.focused is self.query_one("#objects-filter", Input):
+        """Escape steps back to the list from the filter or the refs table; from the list
+        it leaves the screen (SecondaryScreen's binding)."""
+        if event.key == "escape" and self.focused in (
+                self.query_one("#objects-filter", Input),
+                self.query_one("#objects-refs", DataTable)):
             self.query_one("#objects-table", VirtualTable).focus()
             event.stop()
             event.prevent_default()

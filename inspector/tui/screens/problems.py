@@ -34,6 +34,10 @@ KIND_ORDER = ("missing", "corrupt", "size-mismatch", "unreadable", "suspicious",
 
 _SEV_STYLE = {"error": "bold red", "warning": "yellow"}
 
+#: DataTable stays fast up to ~10k rows (docs/ux-and-textual.md §3.4); a store where every
+#: object is missing can have far more problems, so the list is cut (errors come first).
+MAX_ROWS = 5000
+
 
 class ProblemsScreen(SecondaryScreen):
     """Verify results for *store*.  *report*: show an existing run; *autostart*: verify now."""
@@ -189,9 +193,13 @@ class ProblemsScreen(SecondaryScreen):
         self.query_one("#problems-summary", Static).update(t)
         self.query_one("#problems-status", Static).update(
             Text("Enter jumps to the problem's place; V verifies again.", style="dim"))
+        if len(rep.problems) > MAX_ROWS:
+            t.append(f"\nThe first {MAX_ROWS:,} are listed (errors first); "
+                     "`cfs-inspect verify --json PATH` lists them all.", style="dim")
+            self.query_one("#problems-summary", Static).update(t)
         table = self.query_one("#problems-table", DataTable)
         table.clear()
-        for i, p in enumerate(rep.problems):
+        for i, p in enumerate(rep.problems[:MAX_ROWS]):
             images = (p.images[0] + (f" +{len(p.images) - 1}" if len(p.images) > 1 else "")
                       if p.images else None)
             table.add_row(Text(p.severity, style=_SEV_STYLE.get(p.severity, "")),
