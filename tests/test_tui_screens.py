@@ -447,3 +447,22 @@ async def test_objects_on_a_composefs_rs_repository(store_root):
         used = [table._row_fn(i)[-1].plain for i in range(table.row_count)]
         assert used.count("(repository metadata)") == 3   # 2 EROFS images + 1 splitstream
         assert used[0] == "/usr/share/data/big.bin  (+2)"
+
+
+def test_bars_and_matrix_layer_cap():
+    from inspector.tui.screens.dedup import matrix_layers
+    from inspector.tui.widgets.bars import human_bytes, shared_unique_bar, split_bar
+    # B of the fixture: 22,890 shared / 41,279 unique, scaled to A (279,678 bytes)
+    bar = shared_unique_bar(22890, 41279, 16, 279678)
+    assert bar.plain == "████" + "░" * 12
+    assert [(s.start, s.end, str(s.style)) for s in bar.spans] == [
+        (0, 1, "bold green"), (1, 4, "blue"), (4, 16, "dim")]
+    assert shared_unique_bar(1100, 278578, 16).plain == "█" * 16      # 1 cell stays visible
+    assert split_bar([(0, "x")], 0, 5).plain == "░░░░░"
+    assert [human_bytes(n) for n in (0, 1023, 1024, 13100, 5 << 30, None)] == [
+        "0 B", "1023 B", "1.0 KiB", "12.8 KiB", "5.0 GiB", "?"]
+    per = {f"l{i:03d}": {"shared_bytes": i % 7} for i in range(60)}
+    shown = matrix_layers(per, 40)
+    assert len(shown) == 40 and shown == sorted(shown)          # store order kept
+    assert all(per[x]["shared_bytes"] >= 2 for x in shown)
+    assert matrix_layers({"a": {"shared_bytes": 0}}, 40) == ["a"]

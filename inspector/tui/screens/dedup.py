@@ -32,6 +32,19 @@ from inspector.tui.widgets.bars import exact_bytes, human_bytes, shared_unique_b
 
 BAR_WIDTH = 16
 
+#: A layer × layer matrix beyond this many layers is unreadable (and slow as a DataTable):
+#: the layers sharing the most bytes are shown, in store order.
+MATRIX_MAX = 40
+
+
+def matrix_layers(per_layer: dict[str, dict], limit: int) -> list[str]:
+    """The layers the matrix shows: all of them, or the *limit* sharing most bytes."""
+    layers = list(per_layer)
+    if len(layers) <= limit:
+        return layers
+    top = set(sorted(layers, key=lambda x: (-per_layer[x]["shared_bytes"], x))[:limit])
+    return [x for x in layers if x in top]
+
 
 @dataclass(frozen=True, slots=True)
 class ImageSharing:
@@ -176,8 +189,9 @@ class DedupScreen(SecondaryScreen):
         layers = list(d["per_layer"])
         self.keys = {lid: f"#{i + 1}" for i, lid in enumerate(layers)}
 
-        self.query_one("#dedup-per-title", Static).update(
-            Text(f"Composefs layers ({len(layers)}): shared ▇ / unique ▇ bytes"))
+        self.query_one("#dedup-per-title", Static).update(Text.assemble(
+            f"Composefs layers ({len(layers)}): ", ("█ shared", "bold green"), " / ",
+            ("█ unique", "blue"), " bytes; bar length = layer bytes / largest layer"))
         per = self.query_one("#dedup-per", DataTable)
         per.clear(columns=True)
         per.add_column("Key", key="key")
@@ -189,6 +203,8 @@ class DedupScreen(SecondaryScreen):
         per.add_column("Shared / unique", key="bar")
         per.add_column(Text("Shared %", justify="right"), key="pct")
         per.add_column("Images", key="images")
+        scale = max((v["shared_bytes"] + v["unique_bytes"] for v in d["per_layer"].values()),
+                    default=0)
         for lid in layers:
             v = d["per_layer"][lid]
             total = v["shared_bytes"] + v["unique_bytes"]
@@ -196,19 +212,22 @@ class DedupScreen(SecondaryScreen):
             ims = ", ".join(im.label for im in self.store.images_using(lid))
             per.add_row(Text(self.keys[lid], style="bold"), txt(lid[:12]), _num(v["objects"]), _size(v["bytes"]), _size(v["shared_bytes"]),
                         _size(v["unique_bytes"]),
-                        shared_unique_bar(v["shared_bytes"], v["unique_bytes"], BAR_WIDTH),
+                        shared_unique_bar(v["shared_bytes"], v["unique_bytes"], BAR_WIDTH, scale),
                         Text(pct, justify="right"), txt(ims or "-"), key=lid)
 
-        self.query_one("#dedup-matrix-title", Static).update(
-            Text("Sharing matrix: objects · bytes both layers hold"))
+        shown = matrix_layers(d["per_layer"], MATRIX_MAX)
+        title = "Sharing matrix: objects · bytes both layers hold"
+        if len(shown) < len(layers):
+            title += f" (the {len(shown)} layers sharing most of {len(layers)})"
+        self.query_one("#dedup-matrix-title", Static).update(Text(title))
         mx = self.query_one("#dedup-matrix", DataTable)
         mx.clear(columns=True)
         mx.add_column("", key="_row")
-        for lid in layers:
+        for lid in shown:
             mx.add_column(Text(self.keys[lid], justify="right"), key=lid)
-        for a in layers:
+        for a in shown:
             cells: list[Text] = [Text(f"{self.keys[a]} {a[:12]}", style="bold")]
-            for b in layers:
+            for b in shown:
                 if a == b:
                     cells.append(Text("—", style="dim", justify="right"))
                     continue
@@ -272,8 +291,9 @@ class DedupScreen(SecondaryScreen):
         sh = self.sharing
         ims = [im for im in self.store.images]
         self.keys = {im.id: f"#{i + 1}" for i, im in enumerate(ims)}
-        self.query_one("#dedup-per-title", Static).update(
-            Text(f"Images ({len(ims)}): payload bytes shared with another image ▇ / unique ▇"))
+        self.query_one("#dedup-per-title", Static).update(Text.assemble(
+            f"Images ({len(ims)}): payload bytes ", ("█ shared with another image", "bold green"),
+            " / ", ("█ unique", "blue")))
         per = self.query_one("#dedup-per", DataTable)
         per.clear(columns=True)
         for label, key in (("Key", "key"), ("Image", "image"), ("Objects", "objects"),

@@ -42,9 +42,11 @@ def split_bar(parts: list[tuple[int, str]], total: int, width: int) -> Text:
     return out
 
 
-def shared_unique_bar(shared: int, unique: int, width: int) -> Text:
-    """Shared bytes (accent) then unique bytes (plain) of one layer."""
-    return split_bar([(shared, "bold green"), (unique, "blue")], shared + unique, width)
+def shared_unique_bar(shared: int, unique: int, width: int, scale: int | None = None) -> Text:
+    """Shared bytes (green) then unique bytes (blue) of one layer.  With *scale* (the largest
+    layer's bytes) bar lengths compare layers; without it every bar is full width."""
+    total = shared + unique if scale is None else max(scale, shared + unique)
+    return split_bar([(shared, "bold green"), (unique, "blue")], total, width)
 
 
 def ratio_bar(value: int, total: int, width: int, style: str = "green") -> Text:
