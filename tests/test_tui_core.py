@@ -34,9 +34,13 @@ async def settle(pilot, rounds: int = 4) -> None:
 
 
 def body_text(screen: BrowserScreen) -> str:
-    content = screen.pane.query_one("#detail-body", Static).content
-    assert isinstance(content, Text)
-    return content.plain
+    """The detail pane's text: the part above the "Shared with" list and the part below."""
+    out = []
+    for part in ("#detail-body", "#detail-tail"):
+        content = screen.pane.query_one(part, Static).content
+        assert isinstance(content, Text)
+        out.append(content.plain)
+    return "".join(out)
 
 
 def row_names(table: DataTable) -> list[str]:

@@ -14,6 +14,7 @@ imports them lazily and, until they exist, their keys notify "not available yet"
 from __future__ import annotations
 
 import importlib
+from functools import partial
 import inspect
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class CfsInspectApp(App):
         self.basedir = None if basedir is None else str(basedir)
         self.session: Session | None = None
         self.open_error: str | None = None
+        self._analysis_started = False
 
     # -- opening -----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -128,7 +130,15 @@ class CfsInspectApp(App):
                                              plain_erofs=session.is_plain_erofs(im.layers[0])))
         else:
             self.switch_screen(OverviewScreen(session))
-        self._analyse()
+        # the first screen calls start_analysis() once it has painted its first view, so
+        # the background index walk never delays what the user sees first
+        self.set_timer(2.0, self.start_analysis)
+
+    def start_analysis(self) -> None:
+        """Start the background index + dedup computation (once)."""
+        if self.session is not None and not self._analysis_started:
+            self._analysis_started = True
+            self._analyse()
 
     @work(thread=True, exclusive=True, group="analysis", exit_on_error=False)
     def _analyse(self) -> None:
@@ -186,7 +196,7 @@ class CfsInspectApp(App):
             layer = None
         scr = self.screen
         if isinstance(scr, BrowserScreen):
-            scr.run_worker(scr.switch_to(im, layer, path), group="nav", exclusive=True,
+            scr.run_worker(partial(scr.switch_to, im, layer, path), group="nav", exclusive=True,
                            exit_on_error=False)
         else:
             self.open_browser(im, layer, path)

@@ -9,6 +9,7 @@ caches so moving around never re-reads a directory.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from rich.text import Text
 from textual import on
@@ -21,7 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from inspector.composefs.escape import display
 from inspector.stores.model import StoreImage
-from inspector.tui.widgets.details import DetailPane, render_details
+from inspector.tui.widgets.details import DetailPane, render_parts
 from inspector.tui.widgets.filelist import SORTS, FileList
 from inspector.tui.widgets.filetree import FileTree
 from inspector.tui.widgets.session import Session
@@ -102,6 +103,9 @@ class BrowserScreen(Screen):
         finally:
             self.ready.set()
         self.filelist.focus()
+        start = getattr(self.app, "start_analysis", None)
+        if start is not None:
+            start()
 
     def _analysis_changed(self, _value: int) -> None:
         if self.cwd is not None and self.filelist.nodes:
@@ -190,7 +194,7 @@ class BrowserScreen(Screen):
             return
         if n.path == self.cwd or self._navigating:
             return
-        self.run_worker(self.open_dir(n.path), group="cwd", exclusive=True, exit_on_error=False)
+        self.run_worker(partial(self.open_dir, n.path), group="cwd", exclusive=True, exit_on_error=False)
 
     @on(DataTable.RowHighlighted, "#browser-list")
     def _row_highlight(self, event: DataTable.RowHighlighted) -> None:
@@ -221,7 +225,7 @@ class BrowserScreen(Screen):
 
     def navigate(self, path: bytes) -> None:
         """goto() in a worker; a newer navigation cancels an older one."""
-        self.run_worker(self.goto(path), group="nav", exclusive=True, exit_on_error=False)
+        self.run_worker(partial(self.goto, path), group="nav", exclusive=True, exit_on_error=False)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
@@ -232,11 +236,11 @@ class BrowserScreen(Screen):
         self.selected = n.path
         d = Details(n.path, n.layer, "error", error=n.error)
         self.details = d
-        self.pane.show(d, render_details(d))
+        self.pane.show(d, render_parts(d))
 
     def show_details(self, path: bytes) -> None:
         self.selected = path
-        self.run_worker(self._details(path), group="details", exclusive=True,
+        self.run_worker(partial(self._details, path), group="details", exclusive=True,
                         exit_on_error=False)
 
     async def _details(self, path: bytes) -> None:
@@ -252,7 +256,7 @@ class BrowserScreen(Screen):
             return
         rc = self.session.refcount(d.payload) if d.payload is not None else None
         note = "Shared with: indexing the store…" if self.session.index is None else None
-        self.pane.show(d, render_details(d, self.show_machinery, rc, self.image.label), note)
+        self.pane.show(d, render_parts(d, self.show_machinery, rc, self.image.label), note)
 
     @on(DetailPane.JumpRequest)
     def _jump(self, event: DetailPane.JumpRequest) -> None:
@@ -294,7 +298,7 @@ class BrowserScreen(Screen):
         nxt = cycle[(cycle.index(self.layer_id) + 1) % len(cycle)] \
             if self.layer_id in cycle else None
         keep = self.selected or self.cwd
-        self.run_worker(self.switch_to(self.image, nxt, keep), group="nav", exclusive=True,
+        self.run_worker(partial(self.switch_to, self.image, nxt, keep), group="nav", exclusive=True,
                         exit_on_error=False)
 
     def action_verify_selection(self) -> None:
@@ -302,7 +306,7 @@ class BrowserScreen(Screen):
         if d is None or d.kind != "reg" or d.payload is None:
             self.notify("Select a regular file with an object to verify", severity="warning")
             return
-        self.run_worker(self._verify(d), group="verify-one", exclusive=True, exit_on_error=False)
+        self.run_worker(partial(self._verify, d), group="verify-one", exclusive=True, exit_on_error=False)
 
     async def _verify(self, d: Details) -> None:
         d.object_state, d.object_note = "verifying…", None

@@ -71,8 +71,14 @@ class OverviewScreen(Screen):
             la.add_column(label, key=key)
         self.refresh_tables()
         self.watch(self.app, "analysis_version", lambda _v: self.refresh_tables(), init=False)
-        self.run_worker(self._count_inodes(), group="inodes", exit_on_error=False)
         im.focus()
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        start = getattr(self.app, "start_analysis", None)
+        if start is not None:
+            start()
+        self.run_worker(self._count_inodes(), group="inodes", exit_on_error=False)
 
     async def _count_inodes(self) -> None:
         for lid in list(self.session.store.layers):

@@ -41,12 +41,20 @@ def _line(t: Text, key: str, value: str | Text, style: str = "") -> None:
 
 def render_details(d: Details, show_machinery: bool = False, refcount: int | None = None,
                    image: str | None = None) -> Text:
-    """The detail pane's text for *d* (the share list is rendered separately)."""
+    """The detail pane's whole text for *d* (the share list is rendered separately)."""
+    head, tail = render_parts(d, show_machinery, refcount, image)
+    return head + tail
+
+
+def render_parts(d: Details, show_machinery: bool = False, refcount: int | None = None,
+                 image: str | None = None) -> tuple[Text, Text]:
+    """(head, tail): identity, metadata and object first; hardlinks and xattrs after the
+    "Shared with" list, so the sharing answer is visible without scrolling."""
     t = Text()
     _line(t, "Path", display(d.path))
     if d.error:
         _line(t, "Problem", display(d.error), "bold red")
-        return t
+        return t, Text()
     kind = _KIND_NAME.get(d.kind, d.kind)
     if d.whiteout and d.kind != "whiteout":
         kind += " — overlay whiteout (deletes this name in lower layers)"
@@ -56,8 +64,28 @@ def render_details(d: Details, show_machinery: bool = False, refcount: int | Non
     if d.opaque:
         _line(t, "Opaque", "yes: hides lower layers' content of this directory", "yellow")
     _line(t, "Mode", f"{d.mode_string}  ({d.mode & 0o7777:04o})")
-    _line(t, "Owner", f"uid {d.uid}  gid {d.gid}")
     _line(t, "Size", human_exact(d.size))
+    if d.layer:
+        _line(t, "Layer", d.layer[:12] + (f"  in {display(image)}" if image else ""))
+    if d.symlink_target is not None:
+        _line(t, "Target", display(d.symlink_target))
+    if d.kind == "reg":
+        _line(t, "Payload", display(d.payload) if d.payload is not None else "-")
+        dig = d.digest if d.digest else "-"
+        if d.digest_algorithm and d.digest:
+            dig += f"  (fs-verity {d.digest_algorithm})"
+        _line(t, "Digest", dig)
+        if d.payload is not None:
+            st = d.object_state or "unknown"
+            state = Text(st, style=_STATE_STYLE.get(st, "bold red"))
+            if d.object_note:
+                state.append("  " + display(d.object_note), style="dim")
+            _line(t, "State", state)
+            if refcount is not None:
+                _line(t, "References", f"{refcount} path(s) in the store read this object")
+    head = t
+    t = Text()
+    _line(t, "Owner", f"uid {d.uid}  gid {d.gid}")
     _line(t, "Modified", format_mtime(d.mtime, d.mtime_nsec))
     _line(t, "Links", str(d.nlink))
     ident = []
@@ -69,27 +97,10 @@ def render_details(d: Details, show_machinery: bool = False, refcount: int | Non
         _line(t, "Inode", "  ".join(ident))
     if d.layout:
         _line(t, "Layout", d.layout)
-    if d.layer:
-        _line(t, "Layer", d.layer[:12] + (f"  in {display(image)}" if image else ""))
     if d.rdev is not None:
         _line(t, "Device", f"{d.rdev[0]}:{d.rdev[1]}")
-    if d.symlink_target is not None:
-        _line(t, "Target", display(d.symlink_target))
-    if d.kind == "reg":
-        _line(t, "Payload", display(d.payload) if d.payload is not None else "-")
-        dig = d.digest if d.digest else "-"
-        if d.digest_algorithm and d.digest:
-            dig += f"  (fs-verity {d.digest_algorithm})"
-        _line(t, "Digest", dig)
-        if d.payload is not None:
-            _line(t, "Object", display(str(d.object_path)) if d.object_path else "-")
-            st = d.object_state or "unknown"
-            state = Text(st, style=_STATE_STYLE.get(st, "bold red"))
-            if d.object_note:
-                state.append("  " + display(d.object_note), style="dim")
-            _line(t, "State", state)
-            if refcount is not None:
-                _line(t, "References", f"{refcount} path(s) in the store read this object")
+    if d.kind == "reg" and d.payload is not None:
+        _line(t, "Object", display(str(d.object_path)) if d.object_path else "-")
     if len(d.hardlinks) > 1:
         t.append("Hardlinks\n", style="bold")
         for p in d.hardlinks:
@@ -108,7 +119,7 @@ def render_details(d: Details, show_machinery: bool = False, refcount: int | Non
         if len(val) > 400:
             val = val[:400] + f"… ({len(v)} bytes)"
         t.append(val + "\n", style="dim" if (k, v) in machinery else "")
-    return t
+    return head, t
 
 
 def share_label(s: Share) -> Text:
@@ -138,10 +149,13 @@ class DetailPane(VerticalScroll):
         yield Static(Text("Select an entry", style="dim"), id="detail-body")
         yield Static(Text(""), id="detail-shares-title")
         yield OptionList(id="detail-shares")
+        yield Static(Text(""), id="detail-tail")
 
-    def show(self, d: Details | None, text: Text, share_note: str | None = None) -> None:
+    def show(self, d: Details | None, parts: tuple[Text, Text],
+             share_note: str | None = None) -> None:
         self.details = d
-        self.query_one("#detail-body", Static).update(text)
+        self.query_one("#detail-body", Static).update(parts[0])
+        self.query_one("#detail-tail", Static).update(parts[1])
         title = self.query_one("#detail-shares-title", Static)
         ol = self.query_one("#detail-shares", OptionList)
         ol.clear_options()
