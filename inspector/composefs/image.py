@@ -295,15 +295,19 @@ class ComposefsImage:
                                                             max_depth=max_depth):
             yield Entry(path, inode, primary, depth)
 
-    def _first_path_of(self, nid: int, filt) -> bytes:
-        """The first path (sorted DFS order) naming *nid*: the hardlink primary."""
-        for path, inode, _p, _d in self.walk_tuples(filt):
-            if inode.nid == nid:
-                return path
-        raise AssertionError("nid seen in walk but not found again")  # pragma: no cover
+    def _first_paths(self, filt, include_stubs: bool, max_depth: int) -> dict[int, bytes]:
+        """The first path (sorted DFS order) of every non-directory nid: the hardlink primaries.
+
+        One re-walk for the whole walk (not one per repeated nid, which a hostile image with
+        many understated hardlinks would turn quadratic), with the caller's walk options so
+        the same entries (stubs included or not) are seen."""
+        return {inode.nid: path for path, inode, primary, _d in
+                self.walk_tuples(filt, include_stubs=include_stubs, max_depth=max_depth, _keep_all=True)
+                if primary is None and not inode.is_dir()}
 
     def walk_tuples(self, filter_names: Iterable[bytes] | None = None, *, include_stubs: bool = False,
-                    max_depth: int = C.MAX_DIR_DEPTH) -> Iterator[tuple[bytes, Inode, bytes | None, int]]:
+                    max_depth: int = C.MAX_DIR_DEPTH, _keep_all: bool = False
+                    ) -> Iterator[tuple[bytes, Inode, bytes | None, int]]:
         """:meth:`walk` as ``(path, inode, link_primary, depth)`` tuples (the dump's fast path)."""
         erofs = self.erofs
         inode_of = erofs.load_inode
@@ -341,7 +345,7 @@ class ComposefsImage:
                                           f"points back to directory nid {nid}", path=self.path,
                                           offset=child.offset)
                     seen_dirs.add(nid)
-                    if depth >= max_depth:
+                    if depth > max_depth:
                         raise FormatError(f"directory nesting deeper than {max_depth} at "
                                           f"{path.decode('utf-8', 'surrogateescape')[:200]}", path=self.path,
                                           offset=child.offset)
@@ -350,13 +354,16 @@ class ComposefsImage:
                     break
                 if nid not in seen_files:
                     seen_files.add(nid)
-                    if child.nlink > 1:
+                    if _keep_all or child.nlink > 1:
                         primaries[nid] = path
                     yield (path, child, None, depth)
                 else:
                     primary = primaries.get(nid)
                     if primary is None:
-                        primary = primaries[nid] = self._first_path_of(nid, filt)
+                        # nlink understated: find every primary once, then keep all paths
+                        primaries = self._first_paths(filt, include_stubs, max_depth)
+                        _keep_all = True
+                        primary = primaries[nid]
                     yield (path, child, primary, depth)
             else:
                 stack.pop()
