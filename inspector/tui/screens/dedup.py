@@ -226,7 +226,7 @@ class DedupScreen(SecondaryScreen):
         for lid in shown:
             mx.add_column(Text(self.keys[lid], justify="right"), key=lid)
         for a in shown:
-            cells: list[Text] = [Text(f"{self.keys[a]} {a[:12]}", style="bold")]
+            cells: list[Text] = [txt(f"{self.keys[a]} {a[:12]}", style="bold")]
             for b in shown:
                 if a == b:
                     cells.append(Text("—", style="dim", justify="right"))
@@ -251,7 +251,7 @@ class DedupScreen(SecondaryScreen):
             paths = d["objects"].get(t["object"], {}).get("paths", {})
             first = next((p[0] for p in paths.values() if p), None)
             tt.add_row(_short_object(t["object"]), _size(t["size"]),
-                       Text(" ".join(self.keys.get(x, x[:12]) for x in t["layers"])),
+                       txt(" ".join(self.keys.get(x, x[:12]) for x in t["layers"])),
                        _num(t["inodes"]), Text(t["kind"]),
                        Text(f"{t['reclaimable_bytes']:,}", justify="right",
                             style="bold yellow" if t["reclaimable_bytes"] else "dim"),
@@ -266,7 +266,7 @@ class DedupScreen(SecondaryScreen):
         it.add_column(Text("Shared w/ others", justify="right"), key="shared")
         it.add_column(Text("Freed if deleted", justify="right"), key="freed")
         for label, v in d["per_image"].items():
-            it.add_row(txt(label), Text(" ".join(self.keys.get(x, x[:12]) for x in v["layers"])
+            it.add_row(txt(label), txt(" ".join(self.keys.get(x, x[:12]) for x in v["layers"])
                                         or "(no composefs layer)"),
                        _size(v["logical_bytes"]), _size(v["shared_with_other_images_bytes"]),
                        _size(v["freed_if_deleted_bytes"]), key=v["image"])
@@ -300,6 +300,7 @@ class DedupScreen(SecondaryScreen):
                            ("Bytes", "bytes"), ("Paths", "paths"), ("Shared", "shared"),
                            ("Unique", "unique"), ("Shared / unique", "bar")):
             per.add_column(label, key=key)
+        scale = max((v["payload_bytes"] for v in d["per_image"].values()), default=0)
         for im in ims:
             v = d["per_image"].get(im.label)
             if v is None:
@@ -309,7 +310,7 @@ class DedupScreen(SecondaryScreen):
             per.add_row(Text(self.keys[im.id], style="bold"), txt(im.label),
                         _num(v["payload_objects"]), _size(v["payload_bytes"]),
                         _num(v["payload_paths"]), _size(s), _size(u),
-                        shared_unique_bar(s, u, BAR_WIDTH), key=im.layers[0] if im.layers
+                        shared_unique_bar(s, u, BAR_WIDTH, scale), key=im.layers[0] if im.layers
                         else im.id)
         mx = self.query_one("#dedup-matrix", DataTable)
         mx.clear(columns=True)
