@@ -47,7 +47,7 @@ class VerifyScreen(ModalScreen):
         from inspector.analysis.verify import verify_store
         s = self.session
         try:
-            idx = s.index or s.compute_index()
+            idx = s.compute_index()   # fresh: a verify must see the disk as it is now
             rep = verify_store(s.store, progress=self._progress, cancel=self.cancel, index=idx)
         except Exception as e:  # noqa: BLE001 - shown to the user, never a traceback
             msg = " ".join(str(e).split())

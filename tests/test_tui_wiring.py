@@ -1,0 +1,90 @@
+"""The app wires the secondary screens (keys, palette, JumpTo) and V → Problems."""
+
+from __future__ import annotations
+
+import json
+
+from textual.widgets import DataTable
+
+from inspector.tui.app import CfsInspectApp
+from inspector.tui.messages import JumpTo
+from inspector.tui.screens.browser import BrowserScreen
+from inspector.tui.screens.overview import OverviewScreen
+from tests.conftest import STORES
+from tests.test_tui_core import SIZE, open_cs, open_image, settle
+
+CS = json.loads((STORES / "containers-storage.expected.json").read_text())
+LAYER = {v["fixture_name"]: k for k, v in CS["layers"].items()}
+
+
+async def test_secondary_screen_keys_open_and_close(store_root):
+    from inspector.tui.screens.dedup import DedupScreen
+    from inspector.tui.screens.objects import ObjectsScreen
+    from inspector.tui.screens.problems import ProblemsScreen
+    app = CfsInspectApp(store_root("containers-storage"))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_cs(pilot)
+        for key, cls in (("o", ObjectsScreen), ("d", DedupScreen), ("p", ProblemsScreen)):
+            await pilot.press(key)
+            await settle(pilot)
+            assert isinstance(app.screen, cls), key
+            assert app.screen.store is app.session.store
+            await pilot.press("escape")
+            await settle(pilot)
+            assert isinstance(app.screen, OverviewScreen)
+        dedup_scr = None
+        await pilot.press("d")
+        await settle(pilot)
+        dedup_scr = app.screen
+        assert dedup_scr.report is app.session.dedup
+
+
+async def test_jump_to_message_opens_browser(store_root):
+    app = CfsInspectApp(store_root("containers-storage"))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_cs(pilot)
+        im = app.session.image_by_label("localhost/app2:1")
+        app.screen.post_message(JumpTo(image=im.id, layer=None, path="/opt/app2/lib/libshared1.so"))
+        await settle(pilot)
+        b = app.screen
+        assert isinstance(b, BrowserScreen)
+        await b.ready.wait()
+        await settle(pilot)
+        assert b.image.id == im.id and b.source.merged
+        assert b.selected == b"/opt/app2/lib/libshared1.so"
+        # a JumpTo naming a layer opens that layer's own tree
+        b.post_message(JumpTo(image=None, layer=LAYER["B"], path="/etc/.wh.motd"))
+        await settle(pilot)
+        assert app.screen is b
+        assert b.layer_id == LAYER["B"] and b.selected == b"/etc/.wh.motd"
+
+
+async def test_verify_all_on_damaged_store_lists_problem(fresh_store):
+    from inspector.tui.screens.problems import ProblemsScreen
+    root = fresh_store("containers-storage")
+    ex = CS["refs"]["examples"]["hardlinked_shared"]
+    obj = root / "storage" / "overlay" / LAYER["B"] / "diff" / ex["object"]
+    obj.chmod(0o644)
+    obj.write_bytes(b"y" * ex["size"])
+    app = CfsInspectApp(root)
+    async with app.run_test(size=SIZE) as pilot:
+        b = await open_image(pilot, "localhost/app1:1")
+        assert await b.goto("/opt/app1/lib/libshared1.so")
+        await settle(pilot)
+        await pilot.press("V")
+        await settle(pilot, 8)
+        rep = app.session.verify_report
+        assert rep is not None and not rep.cancelled
+        corrupt = [p for p in rep.problems if p.kind == "corrupt"]
+        assert {(p.layer, p.object, p.path) for p in corrupt} == {
+            (LAYER["B"], ex["object"], "/opt/app1/lib/libshared1.so"),
+            (LAYER["C"], ex["object"], "/opt/app2/lib/libshared1.so")}
+        scr = app.screen
+        assert isinstance(scr, ProblemsScreen) and scr.report is rep
+        table = scr.query_one("#problems-table", DataTable)
+        assert table.row_count == len(rep.problems)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is b
+        # the browser's state line now shows the verify result for the selection
+        assert b.details.object_state == "corrupt"
