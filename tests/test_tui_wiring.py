@@ -88,3 +88,55 @@ async def test_verify_all_on_damaged_store_lists_problem(fresh_store):
         assert app.screen is b
         # the browser's state line now shows the verify result for the selection
         assert b.details.object_state == "corrupt"
+
+
+async def test_plain_erofs_image_opens_labelled(tmp_path):
+    from tests.conftest import SAMPLE
+    p = tmp_path / "plain.erofs"
+    data = bytearray((SAMPLE / "sample.cfs").read_bytes())
+    data[:32] = bytes(32)            # no composefs header: a plain EROFS image
+    p.write_bytes(bytes(data))
+    app = CfsInspectApp(p)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        b = app.screen
+        assert isinstance(b, BrowserScreen)
+        await b.ready.wait()
+        assert b.sub_title == "plain.erofs (plain EROFS, not composefs)"
+        assert str(b.tree.root.label) == "plain.erofs (plain EROFS, not composefs)"
+        assert await b.goto("/external/65bytes")
+        await settle(pilot)
+        assert b.details.payload == "dc/bf6197a3e24f44f3a60ed326c5c41ba115fa995d02a6ed15d45a0a9e79ad32"
+
+
+async def test_verify_all_escape_cancels(store_root, monkeypatch):
+    import threading
+
+    import inspector.analysis.verify as verify_mod
+    from inspector.analysis.verify import VerifyReport
+    from inspector.tui.widgets.verify import VerifyScreen
+    started = threading.Event()
+
+    def slow_verify(store, jobs=None, progress=None, cancel=None, index=None):
+        progress(3, 10, 4096)
+        started.set()
+        assert cancel.wait(30)           # runs until the user presses Escape
+        return VerifyReport(store=store, cancelled=True)
+
+    monkeypatch.setattr(verify_mod, "verify_store", slow_verify)
+    app = CfsInspectApp(store_root("containers-storage"))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_cs(pilot)
+        await pilot.press("V")
+        await pilot.pause()
+        assert isinstance(app.screen, VerifyScreen)
+        while not started.is_set():
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        bar = app.screen.query_one("#verify-progress")
+        assert (bar.progress, bar.total) == (3, 10)
+        await pilot.press("escape")
+        await settle(pilot)
+        rep = app.session.verify_report
+        assert rep is not None and rep.cancelled
+        assert not isinstance(app.screen, VerifyScreen)
