@@ -466,3 +466,25 @@ def test_bars_and_matrix_layer_cap():
     assert len(shown) == 40 and shown == sorted(shown)          # store order kept
     assert all(per[x]["shared_bytes"] >= 2 for x in shown)
     assert matrix_layers({"a": {"shared_bytes": 0}}, 40) == ["a"]
+
+
+async def test_engine_failure_is_shown_in_place_not_raised(cs_store, monkeypatch):
+    from inspector.tui.screens import dedup as dedup_mod
+    from inspector.tui.screens import objects as objects_mod
+
+    def boom(store):
+        raise RuntimeError("boom [/] \x1b[2J")
+
+    monkeypatch.setattr(objects_mod, "build_index", boom)
+    monkeypatch.setattr(dedup_mod, "build_index", boom)
+    app = ScreenApp(ObjectsScreen(cs_store))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        title = app.screen.query_one("#objects-title", Static).render().plain
+        assert title == "Objects: cannot list the store: RuntimeError: boom [/] \\x1b[2J"
+        assert app.screen.query_one(VirtualTable).loading is False
+    app = ScreenApp(DedupScreen(cs_store))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        totals = app.screen.query_one("#dedup-totals", Static).render().plain
+        assert totals == "Dedup failed: RuntimeError: boom [/] \\x1b[2J"

@@ -12,7 +12,7 @@ import threading
 from rich.text import Text
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from inspector.composefs.escape import display
 from inspector.stores.model import Store
@@ -76,10 +76,29 @@ class WorkerCancel:
 
 
 class SecondaryScreen(Screen):
-    """Escape closes the screen when something is under it (the app decides what that is)."""
+    """Escape closes the screen when something is under it (the app decides what that is).
+
+    Every heavy step runs in a ``@work(thread=True, exit_on_error=False)`` worker; if one
+    fails anyway (an engine bug, an OSError the engine did not expect) the error becomes a
+    notification and :meth:`worker_failed` lets the screen replace its "loading" state with
+    the message, so the app never crashes and never spins forever.
+    """
 
     BINDINGS = [Binding("escape", "close", "Back", show=True)]
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1 and self.app.screen is self:
             self.app.pop_screen()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        err = event.worker.error
+        message = f"{type(err).__name__}: {err}"
+        self.notify(Text(display(message)), severity="error", timeout=8)
+        self.worker_failed(event.worker.group, message)
+        event.stop()
+
+    def worker_failed(self, group: str, message: str) -> None:
+        """Show *message* (raw: escape it with :func:`txt`) where the failed worker's result
+        would have gone (override)."""

@@ -147,6 +147,11 @@ class DedupScreen(SecondaryScreen):
             self.sharing = image_sharing(self.store, idx)
         self.app.call_from_thread(self._render_report)
 
+    def worker_failed(self, group: str, message: str) -> None:
+        self.query_one("#dedup-loading").display = False
+        self.query_one("#dedup-totals", Static).update(
+            txt(f"Dedup failed: {message}", style="bold red"))
+
     # ------------------------------------------------------------------ rendering
     def _render_report(self) -> None:
         rep = self.report

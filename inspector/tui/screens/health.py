@@ -103,6 +103,9 @@ class HealthScreen(SecondaryScreen):
             return
         self.app.call_from_thread(self._show, rep)
 
+    def worker_failed(self, group: str, message: str) -> None:
+        self._failed(message)
+
     def _failed(self, message: str) -> None:
         self.error = message
         self.query_one("#health-loading").display = False

@@ -112,6 +112,15 @@ class ObjectsScreen(SecondaryScreen):
         order = sort_rows(rows, self.sort_key)
         self.app.call_from_thread(self._loaded, rows, order)
 
+    def worker_failed(self, group: str, message: str) -> None:
+        if group == "objects-load":
+            self.query_one("#objects-progress", ProgressBar).display = False
+            self.query_one("#objects-table", VirtualTable).loading = False
+            self.query_one("#objects-title", Static).update(
+                txt(f"Objects: cannot list the store: {message}", style="bold red"))
+        elif group == "objects-refs":
+            self.query_one("#objects-copies", Static).update(txt(message, style="red"))
+
     def _progress(self, done: int, total: int) -> None:
         self.query_one("#objects-progress", ProgressBar).update(total=total, progress=done)
 
