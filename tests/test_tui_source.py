@@ -125,3 +125,15 @@ def test_missing_basedir_object_state():
     d = s.details(s.source(im), im, b"/caps/ping")
     assert d.object_state == "unknown"
     assert d.object_note == "no object directory known (give --basedir)"
+
+
+def test_hardlink_siblings(store_root):
+    s = Session(open_store(store_root("containers-storage")))
+    im = s.image_by_label("localhost/base:1")
+    src = s.source(im)
+    # before the index: one walk of the (small) layer
+    d = s.details(src, im, b"/usr/bin/tool-hardlink")
+    assert d.nlink == 2 and d.hardlinks == [b"/usr/bin/tool", b"/usr/bin/tool-hardlink"]
+    s.compute_index()
+    d = s.details(src, im, b"/usr/bin/tool")
+    assert d.hardlinks == [b"/usr/bin/tool", b"/usr/bin/tool-hardlink"]

@@ -28,6 +28,8 @@ from inspector.tui.widgets.source import (BrowseSource, Details, LayerReader, La
                                           MergedSource, Node, Share, join, object_file)
 
 SEARCH_LIMIT = 2000
+#: Layers up to this many inodes may be walked once to find hard links of payload-less files.
+HARDLINK_WALK_MAX = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class Session:
         self.dedup_error: str | None = None
         self.verify_report = None
         self._refcount: Counter[str] | None = None
+        self._hardlinks: dict[tuple[str, int], list[bytes]] = {}
         #: object file path -> (state, note) from `v` / `V`
         self.object_states: dict[Path, tuple[str, str | None]] = {}
 
@@ -168,7 +171,27 @@ class Session:
             if d.payload is not None:
                 d.shares = self.shares(d.payload, d.layer, path,
                                        image.label if image is not None else None)
+        if d.nlink > 1 and d.kind != "dir" and len(d.hardlinks) <= 1:
+            try:
+                links = self._walk_hardlinks(d)
+            except InspectError:
+                links = None
+            if links:
+                d.hardlinks = sorted(set(links) | {path})
         return d
+
+    def _walk_hardlinks(self, d: Details) -> list[bytes] | None:
+        """Every path of the layer naming *d*'s inode, by one walk of a small layer (the
+        index only knows hard links of files with a payload); None when too big to walk."""
+        r = self.reader(d.layer)
+        if r.img is None or d.nid is None or (r.inodes_hint or 0) > HARDLINK_WALK_MAX:
+            return None
+        key = (d.layer, d.nid)
+        if key not in self._hardlinks:
+            from inspector.composefs.summary import find_hardlinks
+            with r._lock:
+                self._hardlinks[key] = find_hardlinks(r.img, r.img.inode(d.nid))
+        return self._hardlinks[key]
 
     def _state_from_report(self, payload: str, layer: str) -> tuple[str, str | None]:
         rep = self.verify_report
