@@ -140,3 +140,58 @@ async def test_verify_all_escape_cancels(store_root, monkeypatch):
         rep = app.session.verify_report
         assert rep is not None and rep.cancelled
         assert not isinstance(app.screen, VerifyScreen)
+
+
+async def test_big_directories_load_in_chunks_and_list_is_capped(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import inspector.tui.widgets.filelist as filelist
+    from inspector.tui.widgets import filetree
+    lines = [b"/ 4096 40755 3 0 0 0 0.0 - - -", b"/d 4096 40755 602 0 0 0 0.0 - - -"]
+    lines += [b"/d/sub%04d 4096 40755 2 0 0 0 0.0 - - -" % i for i in range(600)]
+    lines += [b"/d/file%04d %d 100644 1 0 0 0 %d.0 - - -" % (i, i, 1700000000 + i)
+              for i in range(300)]
+    dump = tmp_path / "big.dump"
+    dump.write_bytes(b"\n".join(lines) + b"\n")
+    img = tmp_path / "big.cfs"
+    subprocess.run([sys.executable, "-m", "inspector", "mkimage", "--from-file", str(dump),
+                    str(img)], check=True)
+    monkeypatch.setattr(filelist, "MAX_ROWS", 500)
+    chunks = []
+    real_sleep = filetree.asyncio.sleep
+
+    async def counting_sleep(t):
+        chunks.append(t)
+        await real_sleep(t)
+    monkeypatch.setattr(filetree.asyncio, "sleep", counting_sleep)
+    app = CfsInspectApp(img)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        b = app.screen
+        await b.ready.wait()
+        assert await b.goto("/d")
+        await settle(pilot)
+        node = b.tree.by_path[b"/d"]
+        assert len(node.children) == 600           # directories only, in 3 chunks of 250
+        assert chunks.count(0) >= 2
+        assert str(node.children[0].label) == "sub0000"
+        # 900 entries, 500 listed, then one row saying what is left out
+        assert len(b.filelist.nodes) == 500
+        assert b.filelist.row_count == 501
+        assert b.filelist.get_row_at(500)[1].plain == "400 more entries not listed: use / to search"
+        await pilot.press("s")                      # by size: the biggest files first
+        await settle(pilot)
+        assert [n.name for n in b.filelist.nodes[:2]] == [b"file0299", b"file0298"]
+
+
+def test_open_subcommand_parsing():
+    from inspector.cli import build_parser, preprocess
+    from inspector.commands.tui import cmd_open
+    parser = build_parser()
+    args = parser.parse_args(["open", "/some/store", "--basedir", "/objs"])
+    assert args.func is cmd_open and args.path == "/some/store" and args.basedir == "/objs"
+    args = parser.parse_args(preprocess(["/some/image.cfs"], {"open", "info"}))
+    assert args.func is cmd_open and args.path == "/some/image.cfs"
+    args = parser.parse_args(preprocess([], {"open", "info"}))
+    assert args.func is cmd_open and args.path is None
