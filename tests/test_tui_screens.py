@@ -90,6 +90,14 @@ async def test_objects_lists_every_object_and_cycles_sorts(cs_store):
         assert visible_names(s)[:2] == [BUSYBOX, LIBC]
         cells = [c.plain for c in table._row_fn(0)]
         assert cells == ["160.0 KiB", "1", "1", "ok", BUSYBOX, "/usr/bin/busybox"]
+        # mouse: a click moves the cursor (header is line 0), a second click opens the refs
+        assert await pilot.click(VirtualTable, offset=(3, 3))
+        assert table.cursor == 2 and s.selected_row().name == s.rows[s.view[2]].name
+        assert await pilot.click(VirtualTable, offset=(3, 3))
+        await settle(app, pilot)
+        assert app.focused is s.query_one("#objects-refs", DataTable)
+        assert s.refs is not None and s.refs.object == s.rows[s.view[2]].name
+        table.focus()
         await pilot.press("s")
         await settle(app, pilot)
         assert s.sort_key == "refs"
