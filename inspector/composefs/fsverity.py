@@ -126,7 +126,7 @@ def fsverity_digest_fd(fd: int, algorithm: str = "sha256") -> bytes:
 
 
 def fsverity_digest_path(path: str | os.PathLike, algorithm: str = "sha256") -> bytes:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
         return fsverity_digest_fd(fd, algorithm)

@@ -36,7 +36,9 @@ class ErofsImage:
         self._file = None
         self._mmap = None
         if data is None:
-            flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+            # O_NONBLOCK: a FIFO planted where an image is expected must not block the open
+            # (the fstat below then refuses it); regular files ignore the flag.
+            flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
             try:
                 fd = os.open(self.path, flags | getattr(os, "O_NOATIME", 0))
             except PermissionError:

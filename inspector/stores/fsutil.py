@@ -30,9 +30,12 @@ _O_NOATIME = getattr(os, "O_NOATIME", 0)
 def open_ro(path: str | os.PathLike) -> int:
     """Open *path* read-only without following a final symlink; O_NOATIME when allowed.
 
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; callers
+    fstat the descriptor and refuse anything that is not a regular file.
+
     O_NOATIME fails with EPERM when we do not own the file, so fall back without it.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC   # a FIFO never blocks the open
     if _O_NOATIME:
         try:
             return os.open(path, flags | _O_NOATIME)

@@ -83,7 +83,7 @@ def count_digests(blob: Path) -> BlobCount:
     if not stat.S_ISREG(st.st_mode):
         return BlobCount("invalid", 0, 0, "not a regular file")
     try:
-        fd = os.open(blob, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(blob, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         os.close(fd)
     except OSError as e:
         return BlobCount("unreadable", 0, 0, e.strerror or str(e))
