@@ -2,9 +2,13 @@
 
 The list is a :class:`VirtualTable` (Line API) so a store with 100k+ objects opens as fast
 as a small one: rows are built on demand from plain lists, and sorting/filtering run in a
-thread worker.  The right pane shows, for the highlighted object, the ``refs`` engine's answer
-(every image, layer and path that reads it, and its physical copies); Enter on one of those
-paths posts :class:`JumpTo` for the app to open the image browser there.
+thread worker.  The right pane shows the highlighted object's facts and the paths that read
+it, straight from the reference index (instant); Enter asks the ``refs`` engine for the full
+answer (visibility of each path in each image's merged view, physical copies and their inode
+groups).  Enter on a path posts :class:`JumpTo` for the app to open the image browser there.
+
+Rows come from :mod:`objects_model`, a thin adapter over the engine's ``StoreIndex``: the
+engine has no flat per-object inventory for every store kind.
 """
 
 from __future__ import annotations
@@ -131,7 +135,10 @@ class ObjectsScreen(SecondaryScreen):
         table = self.query_one("#objects-table", VirtualTable)
         table.loading = False
         self._show(order)
-        table.focus()
+        if self.query_text:                 # typed while the store was being scanned
+            self._refilter()
+        else:
+            table.focus()
 
     # ------------------------------------------------------------------ sort / filter
     def _show(self, view: list[int]) -> None:
