@@ -190,9 +190,11 @@ async def test_follow_shared_object_to_other_layer(store_root):
                                        b"/opt/app2/lib/libshared1.so", True)]
         ol = b.pane.query_one("#detail-shares", OptionList)
         assert ol.display
-        ol.focus()
-        ol.highlighted = 0
-        await pilot.press("enter")
+        assert app.focused is b.filelist
+        await pilot.press("enter")          # on a file: focus its "Shared with" list
+        await settle(pilot)
+        assert app.focused is ol and ol.highlighted == 0
+        await pilot.press("enter")          # jump
         await settle(pilot)
         assert app.screen is b
         assert b.image.label == "localhost/app2:1" and b.source.merged

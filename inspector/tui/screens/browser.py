@@ -214,6 +214,12 @@ class BrowserScreen(Screen):
         n = self.filelist.selected()
         if n is not None and n.kind == "dir":
             self.navigate(n.path)
+        elif n is not None:
+            shares = self.pane.query_one("#detail-shares")
+            if shares.display:
+                if shares.highlighted is None and shares.option_count:
+                    shares.highlighted = 0
+                shares.focus()       # Enter again jumps to the highlighted share
 
     def action_go_up(self) -> None:
         if self.cwd == b"/":

@@ -21,7 +21,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("", "enter", "open the image (merged view) or the layer (its own tree)"),
     ("Image browser", "↑ ↓ j k", "move in the tree or the file list"),
     ("", "← →", "tree: collapse / expand"),
-    ("", "enter", "open a directory; in 'Shared with': jump there"),
+    ("", "enter", "open a directory; on a file: to its 'Shared with' list; there: jump"),
     ("", "backspace / h", "up to the parent directory"),
     ("", "/", "search: glob (*.so, /usr/*/ping), name, or digest prefix (≥4 hex)"),
     ("", "s", "sort the file list: name → size → mtime → refs"),
