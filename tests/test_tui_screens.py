@@ -335,6 +335,28 @@ async def test_problems_verify_lists_missing_and_corrupt_and_jumps(fresh_store):
         ]
 
 
+async def test_objects_marks_what_a_verify_run_found(fresh_store):
+    from inspector.analysis.verify import verify_store
+    root = fresh_store("containers-storage")
+    damage(root)
+    store = open_store(root / "storage")
+    rep = verify_store(store)
+    app = ScreenApp(ObjectsScreen(store, verify_report=rep))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        s = app.screen
+        table = s.query_one(VirtualTable)
+        states = {s.rows[s.view[i]].name: table._row_fn(i)[3].plain
+                  for i in range(table.row_count)}
+        assert states[LIBC] == "corrupt"
+        assert states[BUSYBOX] == "MISSING"
+        assert sum(1 for v in states.values() if v == "ok") == 46
+        await pilot.press("slash", *"8660d5", "enter")
+        await settle(app, pilot)
+        info = s.query_one("#objects-info", Static).render().plain.splitlines()
+        assert info[3].startswith("Verify  corrupt: content sha256 ")
+
+
 async def test_problems_clean_store_and_given_report(cs_store):
     rep = VerifyReport(store=cs_store)
     app = ScreenApp(ProblemsScreen(cs_store, report=rep))

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 
 from inspector.analysis.objects import StoreIndex, build_index
 from inspector.analysis.refs import RefsResult, find_refs
+from inspector.analysis.verify import Problem, VerifyReport
 from inspector.errors import InspectError
 from inspector.stores.model import Store
 from inspector.tui.messages import JumpTo
@@ -37,7 +38,7 @@ COLUMNS = [
     Column("Size", 9, "right"),
     Column("Refs", 4, "right"),
     Column("Copies", 6, "right"),
-    Column("State", 7),
+    Column("State", 8),
     Column("Object", 14),
     Column("Used by", 0),
 ]
@@ -64,10 +65,19 @@ class ObjectsScreen(SecondaryScreen):
     ]
 
     def __init__(self, store: Store, index: StoreIndex | None = None, *,
+                 verify_report: VerifyReport | None = None, session: object | None = None,
                  name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id, classes="secondary-screen objects-screen")
         self.store = store
         self.index = index
+        # The latest verify run (given, or the app session's) marks objects it found bad.
+        if verify_report is None and session is not None:
+            verify_report = getattr(session, "verify_report", None)
+        self.verdicts: dict[str, Problem] = {}
+        if verify_report is not None:
+            for p in verify_report.problems:
+                if p.object and p.severity == "error" and p.object not in self.verdicts:
+                    self.verdicts[p.object] = p
         self.rows: list[ObjectRow] = []
         self.view: list[int] = []
         self.sort_key = "size"
@@ -167,10 +177,12 @@ class ObjectsScreen(SecondaryScreen):
             used = "-"
         if r.refs > 1:
             used += f"  (+{r.refs - 1})"
+        bad = self.verdicts.get(r.name)
+        state = (Text(bad.kind, style="bold red") if bad is not None and r.state == "present"
+                 else Text(_STATE_SHORT.get(r.state, r.state),
+                           style=_STATE_STYLE.get(r.state, "bold magenta")))
         return [Text(human_bytes(r.size)), Text(str(r.refs)),
-                Text(str(r.inodes), style="bold yellow" if r.inodes > 1 else ""),
-                Text(_STATE_SHORT.get(r.state, r.state),
-                     style=_STATE_STYLE.get(r.state, "bold magenta")),
+                Text(str(r.inodes), style="bold yellow" if r.inodes > 1 else ""), state,
                 txt(r.name), txt(used)]
 
     def action_cycle_sort(self) -> None:
@@ -254,6 +266,12 @@ class ObjectsScreen(SecondaryScreen):
         t.append(f"{human_bytes(row.size)}  ({exact_bytes(row.size)})")
         t.append("\nState   ", style="bold")
         t.append(row.state, style=_STATE_STYLE.get(row.state, "bold magenta"))
+        bad = self.verdicts.get(row.name)
+        if bad is not None:
+            t.append("\nVerify  ", style="bold")
+            t.append(bad.kind, style="bold red")
+            t.append(": ")
+            t.append_text(txt(bad.detail))
         t.append("\nCopies  ", style="bold")
         t.append(f"{row.copies} file(s), {row.inodes} inode(s)")
         t.append("\nLayers  ", style="bold")
