@@ -250,6 +250,19 @@ def clear_cache() -> None:
 # --------------------------------------------------------------------------- inventory
 
 
+def not_a_real_dir(path: Path) -> str | None:
+    """Why *path* must not be listed or entered (a symlink could lead out of the store)."""
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return f"cannot list: {e.strerror}"
+    if stat.S_ISLNK(st.st_mode):
+        return "object directory is a symlink: not followed"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"object directory is not a directory ({file_kind(st.st_mode)})"
+    return None
+
+
 def scan_object_dir(object_dir: Path, notes: list[ScanNote] | None = None,
                     digest_store: bool = True) -> dict[str, ObjectFile]:
     """All entries ``xx/<rest>`` of one object directory, by ``lstat`` only.
@@ -258,6 +271,11 @@ def scan_object_dir(object_dir: Path, notes: list[ScanNote] | None = None,
     store they are not objects and should not be there); nothing is ever opened or followed.
     """
     out: dict[str, ObjectFile] = {}
+    why = not_a_real_dir(object_dir)
+    if why:
+        if notes is not None:
+            notes.append(ScanNote(object_dir, "", "lnk" if "symlink" in why else "error", why))
+        return out
     try:
         top = sorted(os.scandir(object_dir), key=lambda d: d.name)
     except OSError as e:
@@ -400,9 +418,20 @@ def build_index(store: Store) -> StoreIndex:
         # only what the images reference matters, looked up one by one.
         for d in idx.owners:
             files: dict[str, ObjectFile] = {}
+            idx.files[d] = files
+            why = not_a_real_dir(d)
+            if why:
+                idx.notes.append(ScanNote(d, "", "lnk" if "symlink" in why else "error", why))
+                continue
+            bad_subdirs: set[str] = set()
             for b in idx.blobs.values():
                 for payload in b.by_payload:
                     if payload in files or payload_is_suspicious(payload):
+                        continue
+                    # every directory on the way must be real: an ``xx`` symlink leads out
+                    sub = payload.rpartition("/")[0]
+                    if sub and (sub in bad_subdirs or _symlinked_subdir(d, sub, idx.notes)):
+                        bad_subdirs.add(sub)
                         continue
                     try:
                         st = os.lstat(d / payload)
@@ -410,8 +439,25 @@ def build_index(store: Store) -> StoreIndex:
                         continue
                     files[payload] = ObjectFile(payload, d, st.st_size, st.st_dev, st.st_ino,
                                                 st.st_nlink, st.st_mode, file_kind(st.st_mode))
-            idx.files[d] = files
     return idx
+
+
+def _symlinked_subdir(d: Path, sub: str, notes: list[ScanNote]) -> bool:
+    """True (and a note) when a component of ``d/sub`` is a symlink or not a directory."""
+    cur = d
+    for part in sub.split("/"):
+        cur = cur / part
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return False          # absent: the object is simply missing
+        if not stat.S_ISDIR(st.st_mode):
+            kind = file_kind(st.st_mode)
+            notes.append(ScanNote(d, str(cur.relative_to(d)), kind,
+                                  "symlinked directory: not followed" if kind == "lnk"
+                                  else "not a directory"))
+            return True
+    return False
 
 
 def group_by_identity(files: list[ObjectFile]) -> dict[tuple[int, int], list[ObjectFile]]:

@@ -146,7 +146,7 @@ def _read_layer(graphroot: Path, entry: dict) -> Layer:
         parent=_str(entry.get("parent")) or None,
         composefs=has_blob,
         blob=blob if has_blob else None,
-        object_dir=diff if has_blob else None,
+        object_dir=diff if has_blob and fsutil.is_dir(diff) else None,   # never a symlinked diff/
         names=tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else (),
         created=_str(entry.get("created")),
         diff_digest=_str(entry.get("diff-digest")),
