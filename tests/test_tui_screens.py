@@ -368,6 +368,29 @@ async def test_problems_clean_store_and_given_report(cs_store):
         assert s.query_one("#problems-table", DataTable).row_count == 0
 
 
+async def test_problems_picks_up_a_run_made_elsewhere(cs_store):
+    class Session:
+        verify_report = None
+
+    from textual.screen import Screen
+    session = Session()
+    app = ScreenApp(ProblemsScreen(cs_store, session=session))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        s = app.screen
+        assert s.report is None
+        rep = VerifyReport(store=cs_store)
+        rep.problems = [problems_mod.Problem("missing", "error", ("localhost/base:1",), A,
+                                             "/usr/bin/busybox", BUSYBOX, "object not found")]
+        await app.push_screen(Screen())           # e.g. the app's verify modal
+        await pilot.pause()
+        session.verify_report = rep
+        app.pop_screen()
+        await settle(app, pilot)
+        assert s.report is rep
+        assert s.query_one("#problems-table", DataTable).row_count == 1
+
+
 async def test_problems_list_is_cut_at_max_rows(cs_store):
     rep = VerifyReport(store=cs_store)
     rep.problems = [problems_mod.Problem("orphan", "warning", (), A, None, f"aa/{i:062x}",

@@ -49,10 +49,15 @@ class ProblemsScreen(SecondaryScreen):
 
     def __init__(self, store: Store, report: VerifyReport | None = None,
                  index: StoreIndex | None = None, *, autostart: bool = False,
-                 jobs: int | None = None, name: str | None = None,
-                 id: str | None = None) -> None:
+                 jobs: int | None = None, session: object | None = None,
+                 name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id, classes="secondary-screen problems-screen")
         self.store = store
+        #: the app's session (optional): a verify run the app makes while this screen is
+        #: open (command palette, modal) is picked up when the screen comes back
+        self.session = session
+        if report is None and session is not None:
+            report = getattr(session, "verify_report", None)
         self.report = report
         self.index = index
         self.autostart = autostart
@@ -89,6 +94,12 @@ class ProblemsScreen(SecondaryScreen):
             self._show_empty()
             if self.autostart:
                 self.action_verify()
+
+    def on_screen_resume(self) -> None:
+        latest = getattr(self.session, "verify_report", None)
+        if latest is not None and latest is not self.report and not self.running:
+            self.report = latest
+            self._show(latest)
 
     # ------------------------------------------------------------------ verify run
     def action_verify(self) -> None:
