@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inspector.errors import InspectError
+from inspector.stores.fsutil import list_names
 from inspector.stores.model import Layer, Store, StoreImage
 
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
@@ -276,39 +277,41 @@ def scan_object_dir(object_dir: Path, notes: list[ScanNote] | None = None,
         if notes is not None:
             notes.append(ScanNote(object_dir, "", "lnk" if "symlink" in why else "error", why))
         return out
+    # Listing through O_NOATIME descriptors (list_names): plain scandir would update the
+    # atime of every object directory.
     try:
-        top = sorted(os.scandir(object_dir), key=lambda d: d.name)
+        top = sorted(list_names(object_dir))
     except OSError as e:
         if notes is not None:
             notes.append(ScanNote(object_dir, "", "error", f"cannot list: {e.strerror}"))
         return out
-    for d in top:
+    for dname in top:
         try:
-            st = d.stat(follow_symlinks=False)
+            st = os.lstat(object_dir / dname)
         except OSError as e:
             if notes is not None:
-                notes.append(ScanNote(object_dir, d.name, "error", e.strerror or str(e)))
+                notes.append(ScanNote(object_dir, dname, "error", e.strerror or str(e)))
             continue
-        if not (len(d.name) == 2 and is_hex(d.name) and stat.S_ISDIR(st.st_mode)):
+        if not (len(dname) == 2 and is_hex(dname) and stat.S_ISDIR(st.st_mode)):
             if notes is not None and digest_store:
-                notes.append(ScanNote(object_dir, d.name, file_kind(st.st_mode),
+                notes.append(ScanNote(object_dir, dname, file_kind(st.st_mode),
                                       "unexpected entry in object directory"))
             continue
         try:
-            entries = sorted(os.scandir(d.path), key=lambda x: x.name)
+            entries = sorted(list_names(object_dir / dname))
         except OSError as e:
             if notes is not None:
-                notes.append(ScanNote(object_dir, d.name, "error", f"cannot list: {e.strerror}"))
+                notes.append(ScanNote(object_dir, dname, "error", f"cannot list: {e.strerror}"))
             continue
-        for f in entries:
+        for fname in entries:
             try:
-                fst = f.stat(follow_symlinks=False)
+                fst = os.lstat(object_dir / dname / fname)
             except OSError as e:
                 if notes is not None:
-                    notes.append(ScanNote(object_dir, f"{d.name}/{f.name}", "error",
+                    notes.append(ScanNote(object_dir, f"{dname}/{fname}", "error",
                                           e.strerror or str(e)))
                 continue
-            name = f"{d.name}/{f.name}"
+            name = f"{dname}/{fname}"
             out[name] = ObjectFile(name=name, object_dir=object_dir, size=fst.st_size,
                                    dev=fst.st_dev, ino=fst.st_ino, nlink=fst.st_nlink,
                                    mode=fst.st_mode, kind=file_kind(fst.st_mode))

@@ -108,7 +108,7 @@ def _walk_links(top: Path, problems: list[str], root: Path) -> list[Path]:
         if fsutil.lexists(top):
             problems.append(f"{top.relative_to(root)} is not a directory; not followed")
         return out
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+    for dirpath, dirnames, filenames in fsutil.walk(top):     # O_NOATIME listing
         dirnames.sort()
         for n in sorted(filenames + [d for d in dirnames if os.path.islink(Path(dirpath) / d)]):
             out.append(Path(dirpath) / n)

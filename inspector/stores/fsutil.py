@@ -18,6 +18,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Iterator
 
 from inspector.errors import StoreError
 
@@ -109,14 +110,57 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def list_names(path: str | os.PathLike, follow: bool = False) -> list[str]:
+    """Names in a directory (unsorted; raises OSError), read through an ``O_NOATIME``
+    descriptor: listing a directory with plain ``os.listdir``/``os.scandir`` updates its
+    atime, and the tool must not change timestamps in a store.  Without *follow* a symlink
+    is refused (ELOOP/ENOTDIR) rather than listed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = -1
+    if _O_NOATIME:
+        try:
+            fd = os.open(path, flags | _O_NOATIME)
+        except PermissionError:
+            pass
+    if fd < 0:
+        fd = os.open(path, flags)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+def walk(top: str | os.PathLike) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top, followlinks=False)`` with every directory listed by :func:`list_names`
+    (O_NOATIME).  Entries are classified by ``lstat``: a symlink, even to a directory, is in
+    the file list and never entered.  Top-down; pruning ``dirnames`` in place is honoured."""
+    stack = [os.fspath(top)]
+    while stack:
+        d = stack.pop()
+        try:
+            names = list_names(d)
+        except (OSError, ValueError):
+            continue
+        dirs: list[str] = []
+        files: list[str] = []
+        for n in names:
+            try:
+                st = os.lstat(os.path.join(d, n))
+            except OSError:
+                continue
+            (dirs if stat.S_ISDIR(st.st_mode) else files).append(n)
+        yield d, dirs, files
+        stack.extend(os.path.join(d, n) for n in reversed(dirs))
+
+
 def listdir(path: Path, follow: bool = False) -> list[str]:
     """Sorted entries of a directory, [] when it is missing, unreadable or (unless *follow*)
     a symlink: a store's own subdirectories are never listed through a link."""
     if not follow and not is_dir(path):
         return []
     try:
-        return sorted(os.listdir(path))
-    except OSError:
+        return sorted(list_names(path, follow))
+    except (OSError, ValueError):
         return []
 
 

@@ -117,7 +117,7 @@ def _read_refs(repo: Path, store: Store) -> None:
         top = repo / "refs" / sub
         if not fsutil.is_dir(top):
             continue
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        for dirpath, dirnames, filenames in fsutil.walk(top):     # O_NOATIME listing
             dirnames.sort()
             for fn in sorted(filenames):
                 path = Path(dirpath) / fn

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Protocol, Sequence
 
 from inspector.errors import InspectError, StoreError
+from inspector.stores.fsutil import list_names
 
 from .model import Finding, ImageSummary, LayerSummary, StoreSummary
 
@@ -239,7 +240,7 @@ def verity_samples(store: StoreLike, limit_objects: int = 64) -> list[tuple[str,
         if not layer.composefs or layer.object_dir is None:
             continue
         try:
-            subdirs = sorted(os.listdir(layer.object_dir))
+            subdirs = sorted(list_names(layer.object_dir))   # O_NOATIME listing
         except OSError:
             continue
         for sd in subdirs:
@@ -249,7 +250,7 @@ def verity_samples(store: StoreLike, limit_objects: int = 64) -> list[tuple[str,
             try:
                 if not stat.S_ISDIR(os.lstat(d).st_mode):
                     continue
-                names = sorted(os.listdir(d))
+                names = sorted(list_names(d))
             except OSError:
                 continue
             for name in names[:4]:
