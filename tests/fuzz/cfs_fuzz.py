@@ -268,7 +268,7 @@ class Outcome:
 
 
 def _on_alarm(signum, frame):
-    raise CaseTimeout()
+    raise CaseTimeout("cpu" if signum == signal.SIGPROF else "wall")
 
 
 def read_everything(data: bytes, name: str = "/nonexistent/fuzz-case.cfs") -> None:
@@ -317,12 +317,16 @@ def check_case(data: bytes, *, budget_s: float = 2.0, measure_memory: bool = Fal
     """Run the read path over *data* under the invariant; raise AssertionError on a violation.
 
     A violation is: an exception other than InspectError, a FormatError without an offset,
-    a run longer than *budget_s*, or (with *measure_memory*: tracemalloc multiplies the run
+    a run longer than *budget_s* of CPU time (or 10 x that of wall time), or (with *measure_memory*: tracemalloc multiplies the run
     time by ~10, so callers sample it) a peak above ``max(8 MiB, 16 x image size)``.  Callers
     also watch :func:`max_rss` across cases, which catches a blow-up in any case cheaply.
     """
+    # The budget is CPU time (ITIMER_PROF), so a loaded machine does not fake a hang; a
+    # wall-clock timer at 10x catches a case blocked in a system call.
     old = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, budget_s)
+    old_prof = signal.signal(signal.SIGPROF, _on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, budget_s)
+    signal.setitimer(signal.ITIMER_REAL, 10 * budget_s)
     if measure_memory:
         tracemalloc.start()
     err: InspectError | None = None
@@ -331,15 +335,18 @@ def check_case(data: bytes, *, budget_s: float = 2.0, measure_memory: bool = Fal
             read_everything(data)
         except InspectError as e:
             err = e
-        except CaseTimeout:
-            raise AssertionError(f"hang: case exceeded {budget_s} s") from None
+        except CaseTimeout as e:
+            limit = budget_s if str(e) == "cpu" else 10 * budget_s
+            raise AssertionError(f"hang: case exceeded {limit} s ({e} time)") from None
         except RecursionError as e:
             raise AssertionError(f"RecursionError escaped: {e}") from e
         except Exception as e:  # noqa: BLE001 - the invariant is exactly "nothing else escapes"
             raise AssertionError(f"{type(e).__name__} escaped: {e}") from e
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        signal.signal(signal.SIGPROF, old_prof)
         peak = 0
         if measure_memory:
             peak = tracemalloc.get_traced_memory()[1]
