@@ -225,6 +225,11 @@ async def test_objects_virtual_list_handles_100k_rows(cs_store):
         # only the visible window was rendered, not 100k rows
         assert len(table._cache) < 100
         await pilot.press("slash", *"/f/4242*")
+        for _ in range(100):                     # big store: the filter waits for a pause
+            await pilot.pause(0.1)
+            await app.workers.wait_for_complete()
+            if len(s.view) != 100_000:
+                break
         await settle(app, pilot)
         assert sorted(s.rows[i].first_path for i in s.view)[:3] == [
             "/f/4242", "/f/42420", "/f/42421"]

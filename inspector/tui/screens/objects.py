@@ -43,6 +43,9 @@ COLUMNS = [
     Column("Used by", 0),
 ]
 
+#: Above this many objects a filter runs when typing pauses, not on every key.
+DEBOUNCE_ROWS = 20_000
+
 #: The refs table lists at most this many paths (an object of a base layer can be read by
 #: thousands of paths across images; the count of the rest is shown).
 MAX_REFS_SHOWN = 500
@@ -86,6 +89,7 @@ class ObjectsScreen(SecondaryScreen):
         self.answers: list[dict] = []              # rows of the refs table
         self._focus_refs = False
         self._debounce: Timer | None = None
+        self._filter_timer: Timer | None = None
         self.loaded = False
 
     # ------------------------------------------------------------------ layout
@@ -195,7 +199,13 @@ class ObjectsScreen(SecondaryScreen):
     @on(Input.Changed, "#objects-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value
-        self._refilter()
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        if len(self.rows) > DEBOUNCE_ROWS:      # big store: filter once typing pauses
+            self._filter_timer = self.set_timer(0.25, self._refilter)
+        else:
+            self._refilter()
 
     @on(Input.Submitted, "#objects-filter")
     def _filter_submitted(self) -> None:
