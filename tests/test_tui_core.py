@@ -337,11 +337,11 @@ async def test_markup_and_escape_sequences_render_literally(tmp_path):
         b"/\\x1b[31mred 0 100644 1 0 0 0 0.0 - - -\n"
         b"/[red]dir 4096 40755 2 0 0 0 0.0 - - -\n"
         b"/[red]dir/link[b] 9 120777 1 0 0 0 0.0 [/b]x[/] - -\n")
-    img = tmp_path / "markup.cfs"
+    img = tmp_path / "[red]mark\x1b[2Jup.cfs"
     subprocess.run([sys.executable, "-m", "inspector", "mkimage", "--from-file", str(dump),
                     str(img)], check=True)
     app = CfsInspectApp(img)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
         b = app.screen
         assert isinstance(b, BrowserScreen)
@@ -361,9 +361,16 @@ async def test_markup_and_escape_sequences_render_literally(tmp_path):
         assert await b.goto(b"/\x1b[31mred")
         await settle(pilot)
         assert "Path        /\\x1b[31mred" in body_text(b)
+        assert b.sub_title == "[red]mark\\x1b[2Jup.cfs"
+        assert str(b.tree.root.label) == "[red]mark\\x1b[2Jup.cfs"
+        # a notification naming a path is literal too (markup off)
+        assert not await b.goto(b"/[bold]nope[/bold]")
+        await settle(pilot)
+        messages = [n.message for n in app._notifications]
+        assert "/[bold]nope[/bold] is not in [red]mark\\x1b[2Jup.cfs" in messages
         svg = app.export_screenshot()
         assert "\x1b" not in svg
-        assert "[b]x[i]" in svg and "[red]dir" in svg
+        assert "[b]x[i]" in svg and "[red]dir" in svg and "[red]mark\\x1b[2Jup.cfs" in svg
 
 
 async def test_corrupt_image_shows_error_not_traceback(tmp_path):

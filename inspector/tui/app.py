@@ -123,7 +123,7 @@ class CfsInspectApp(App):
         from inspector.tui.screens.overview import OverviewScreen
         self.session = session
         st = session.store
-        self.sub_title = f"{st.kind} · {st.path}"
+        self.sub_title = display(f"{st.kind} · {st.path}")
         if session.single_image:
             im = st.images[0]
             self.switch_screen(BrowserScreen(session, im,
@@ -254,7 +254,8 @@ class CfsInspectApp(App):
         try:
             self.push_screen(screen_cls(**kwargs))
         except Exception as e:  # noqa: BLE001 - a broken screen must not take the app down
-            self.notify(Text(f"{title} screen failed: {display(str(e))}"), severity="error")
+            self.notify(f"{title} screen failed: {display(str(e))}", severity="error",
+                        markup=False)
 
     def action_verify_all(self) -> None:
         from inspector.tui.widgets.verify import VerifyScreen

@@ -75,7 +75,8 @@ class BrowserScreen(Screen):
         yield Footer()
 
     def _title(self) -> str:
-        t = self.source.title
+        """Terminal-safe title (an image file name is attacker-controlled too)."""
+        t = display(self.source.title)
         if self.plain_erofs:
             t += " (plain EROFS, not composefs)"
         return t
@@ -117,7 +118,7 @@ class BrowserScreen(Screen):
         """A failed read or navigation becomes a notification, never a crash."""
         if event.state == WorkerState.ERROR:
             err = event.worker.error
-            self.notify(Text(display(f"{type(err).__name__}: {' '.join(str(err).split())}")),
+            self.notify(display(f"{type(err).__name__}: {' '.join(str(err).split())}"), markup=False,
                         severity="error", timeout=8)
 
     # -- data --------------------------------------------------------------------------------
@@ -145,7 +146,7 @@ class BrowserScreen(Screen):
     async def _goto(self, path: bytes) -> bool:
         node = await asyncio.to_thread(self.source.node, path)
         if node is None:
-            self.notify(Text(f"{display(path)} is not in {display(self.source.title)}"),
+            self.notify(f"{display(path)} is not in {display(self.source.title)}", markup=False,
                         severity="warning")
             if path == b"/":
                 return False
@@ -322,7 +323,8 @@ class BrowserScreen(Screen):
         if self.details is d:
             self.render_pane()
         sev = "information" if state == "verified" else "error"
-        self.notify(Text(f"{display(d.path)}: {state}" + (f" — {display(note)}" if note else "")),
+        self.notify(f"{display(d.path)}: {state}" + (f" — {display(note)}" if note else ""),
+                    markup=False,
                     severity=sev, timeout=5)
 
     def action_search(self) -> None:

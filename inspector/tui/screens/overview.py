@@ -58,7 +58,7 @@ class OverviewScreen(Screen):
 
     def on_mount(self) -> None:
         st = self.session.store
-        self.sub_title = f"{st.kind} · {st.path}"
+        self.sub_title = display(f"{st.kind} · {st.path}")
         im = self.query_one("#overview-images", DataTable)
         for key, label in (("name", "Image"), ("layers", "Layers"), ("logical", "Logical"),
                            ("unique", "Unique"), ("shared", "Shared"), ("digests", "Verity digests"),

@@ -52,8 +52,9 @@ class FileTree(Tree[Node]):
 
     def __init__(self, title: str, fetch: Fetch, *, id: str | None = None,
                  classes: str | None = None) -> None:
+        # *title* is already terminal-safe (the browser builds it with display())
         root = Node(b"/", b"/", "dir")
-        super().__init__(Text(display(title), style="bold"), data=root, id=id, classes=classes)
+        super().__init__(Text(title, style="bold"), data=root, id=id, classes=classes)
         self.fetch = fetch
         self.guide_depth = 2
         self._loaded: dict[bytes, asyncio.Event] = {}
@@ -63,7 +64,7 @@ class FileTree(Tree[Node]):
         self.root.expand()
 
     def set_title(self, title: str) -> None:
-        self.root.set_label(Text(display(title), style="bold"))
+        self.root.set_label(Text(title, style="bold"))
 
     @on(Tree.NodeExpanded)
     async def _expanded(self, event: Tree.NodeExpanded) -> None:
