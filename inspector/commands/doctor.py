@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     root = getattr(args, "root", None) or "/"
     report = run_doctor(root=root, store_path=args.path)
     if getattr(args, "json", False):
-        json.dump(report.to_json(), sys.stdout, indent=2, ensure_ascii=False)
+        # ASCII: names from a store (C1 controls such as U+009B CSI) must not reach a terminal raw
+        json.dump(report.to_json(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_text(report))
