@@ -244,3 +244,113 @@ def test_blob_with_escaping_payloads(fresh_store, opened, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "../../../../../../etc/passwd", "/etc/passwd", "ab/../../../etc/shadow"]
     assert inside(opened, root) == []
+
+
+# -- partial failure: unreadable, corrupt, vanished --------------------------------------------
+
+def deny(monkeypatch, *victims: Path) -> None:
+    """Inject EACCES for opens of *victims* (tests run as root, which bypasses permissions)."""
+    real_open = os.open
+    names = {str(v) for v in victims}
+
+    def fake(path, flags, mode=0o777, *, dir_fd=None):
+        if dir_fd is None and os.fspath(path) in names:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", fake)
+
+
+def test_unreadable_image_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """Regression: EACCES on the retry without O_NOATIME escaped as PermissionError (a
+    traceback for a non-root user opening a root-only image)."""
+    img = tmp_path / "root-only.cfs"
+    img.write_bytes((Path(__file__).parent.parent.parent / "shared/fixtures/images/special.cfs").read_bytes())
+    deny(monkeypatch, img)
+    for cmd in ("dump", "info", "ls"):
+        assert main([cmd, str(img)]) == 2
+        assert capsys.readouterr() == ("", f"cfs-inspect: {img}: cannot open: Permission denied\n")
+
+
+def _verify_json(root: Path, capsys) -> dict:
+    main(["verify", str(root), "--json"])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_unreadable_blob_is_reported_rest_inspected(fresh_store, monkeypatch, capsys):
+    root = fresh_store("containers-storage")
+    clean = _verify_json(root, capsys)
+    blob = root / CS_APP1 / "composefs-data/composefs.blob"
+    from inspector.analysis.objects import clear_cache
+    clear_cache()            # blob walks are cached per file identity; this one is unchanged
+    deny(monkeypatch, blob)
+    rep = _verify_json(root, capsys)
+    assert [(p["kind"], p["detail"]) for p in rep["problems"] if p["kind"] == "blob-error"] == [
+        ("blob-error", f"cannot read composefs blob: {blob}: cannot open: Permission denied")]
+    lid = CS_APP1.rsplit("/", 1)[1]
+    # the other two layers are checked exactly as before
+    others = {k: v for k, v in clean["per_layer"].items() if k != lid}
+    assert {k: rep["per_layer"][k] for k in others} == others
+    assert rep["files_hashed"] > 40
+    for argv in (["dedup", "--json", str(root)], ["refs", "--json", str(root), "ef01b0d4"]):
+        assert main(argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["blob_errors"] == [{"layer": lid, "error": f"{blob}: cannot open: Permission denied"}]
+    assert main(["dedup", str(root)]) == 0
+    assert (f"Warning: layer {lid[:12]}: {blob}: cannot open: Permission denied (its references are "
+            "not counted)") in capsys.readouterr().out.splitlines()
+
+
+def test_unreadable_object_is_reported_rest_inspected(fresh_store, monkeypatch, capsys):
+    root = fresh_store("containers-storage")
+    obj = root / CS_APP1 / "diff" / LICENSE
+    deny(monkeypatch, obj)
+    rep = _verify_json(root, capsys)
+    assert [(p["kind"], p["object"], p["detail"]) for p in rep["problems"] if p["kind"] == "unreadable"] == [
+        ("unreadable", LICENSE, f"{obj}: cannot open: Permission denied")]
+    assert rep["files_hashed"] == 52        # every other physical file (53 in the clean store)
+
+
+def test_corrupt_blob_is_reported_rest_inspected(fresh_store, capsys):
+    root = fresh_store("containers-storage")
+    blob = root / CS_APP1 / "composefs-data/composefs.blob"
+    data = bytearray(blob.read_bytes())
+    data[1024:1028] = b"\0\0\0\0"            # superblock magic
+    blob.write_bytes(bytes(data))
+    rep = _verify_json(root, capsys)
+    assert [p["detail"] for p in rep["problems"] if p["kind"] == "blob-error"] == [
+        f"cannot read composefs blob: {blob}: offset 0x400: bad EROFS superblock magic 0x00000000 "
+        "(expected 0xe0f5e1e2)"]
+    assert rep["files_hashed"] > 40
+
+
+def test_object_vanishing_after_the_scan(fresh_store, capsys):
+    """The store changes under us: an object deleted between the inventory and hashing."""
+    from inspector.analysis.objects import build_index, clear_cache
+    from inspector.analysis.verify import verify_store
+    from inspector.stores.discover import open_store
+    root = fresh_store("containers-storage")
+    clear_cache()
+    store = open_store(root)
+    idx = build_index(store)
+    (root / CS_APP1 / "diff" / LICENSE).unlink()
+    rep = verify_store(store, index=idx)
+    probs = [(p.kind, p.object, p.detail) for p in rep.problems if p.severity == "error"]
+    assert probs == [("unreadable", LICENSE,
+                      f"{root / CS_APP1 / 'diff' / LICENSE}: cannot open: No such file or directory")]
+    assert rep.files_hashed == 52
+
+
+def test_blob_vanishing_after_discovery(fresh_store, capsys):
+    from inspector.analysis.objects import clear_cache
+    from inspector.analysis.verify import verify_store
+    from inspector.stores.discover import open_store
+    root = fresh_store("containers-storage")
+    clear_cache()
+    store = open_store(root)
+    blob = root / CS_APP1 / "composefs-data/composefs.blob"
+    blob.unlink()
+    rep = verify_store(store)
+    assert [(p.kind, p.detail) for p in rep.problems if p.kind == "blob-error"] == [
+        ("blob-error", f"cannot read composefs blob: {blob}: cannot open: No such file or directory")]
+    assert rep.files_hashed > 40

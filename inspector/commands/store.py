@@ -93,6 +93,18 @@ def _emit_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
+def _blob_errors(idx) -> list[dict]:
+    """Layers whose composefs blob could not be read: dedup and refs still answer from the
+    other layers, and say which ones they could not see (verify reports them as problems)."""
+    return [{"layer": lid, "error": b.error} for lid, b in idx.blobs.items() if b.error]
+
+
+def _write_blob_errors(out, errors: list[dict]) -> None:
+    for e in errors:
+        out.write(f"Warning: layer {short(e['layer'])}: {safe_text(e['error'])} "
+                  "(its references are not counted)\n")
+
+
 def _store_line(store) -> str:
     naming = {"sha256-content": "objects named by content sha256",
               "fsverity-sha256": "objects named by fs-verity sha256",
@@ -187,13 +199,16 @@ def cmd_verify(args) -> int:
 
 def cmd_dedup(args) -> int:
     store = _open(args)
-    rep = dedup_store(store)
+    idx = build_index(store)
+    rep = dedup_store(store, idx)
+    errors = _blob_errors(idx)
     if args.json:
-        _emit_json(rep.to_json())
+        _emit_json({**rep.to_json(), "blob_errors": errors})
         return 0
     out = sys.stdout
     d = rep.data
     out.write(f"Store: {_store_line(store)}\n")
+    _write_blob_errors(out, errors)
     if rep.mode == "layers":
         _dedup_layers_text(out, store, d, args.all_objects)
     else:
@@ -298,10 +313,12 @@ def cmd_refs(args) -> int:
                         "physical_copies": []})
         print(f"cfs-inspect: {e}", file=sys.stderr)
         return 1
+    errors = _blob_errors(idx)
     if args.json:
-        _emit_json(res.to_json())
+        _emit_json({**res.to_json(), "blob_errors": errors})
         return 0
     out = sys.stdout
+    _write_blob_errors(out, errors)
     out.write(f"Object {safe_text(res.object)}  {size(res.size)}\n")
     for dg in res.fsverity_digests:
         out.write(f"  fs-verity digest {dg}\n")

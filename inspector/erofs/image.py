@@ -40,10 +40,11 @@ class ErofsImage:
             # (the fstat below then refuses it); regular files ignore the flag.
             flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
             try:
-                fd = os.open(self.path, flags | getattr(os, "O_NOATIME", 0))
-            except PermissionError:
-                fd = os.open(self.path, flags)
-            except OSError as e:
+                try:   # O_NOATIME fails with EPERM on files we do not own: retry without
+                    fd = os.open(self.path, flags | getattr(os, "O_NOATIME", 0))
+                except PermissionError:
+                    fd = os.open(self.path, flags)
+            except OSError as e:  # EACCES of the retry included
                 raise FormatError(f"cannot open: {e.strerror}", path=self.path) from None
             try:
                 st = os.fstat(fd)
