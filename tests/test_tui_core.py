@@ -236,7 +236,9 @@ async def test_search_by_digest_prefix(store_root):
         assert isinstance(s, SearchScreen)
         await pilot.press(*ex["identifiers"]["unique_prefix"], "enter")
         await settle(pilot)
-        assert s.results == [(b"/opt/app1/lib/libshared1.so", f"object {ex['object']}")]
+        assert s.results == [b"/opt/app1/lib/libshared1.so"]
+        label = s.query_one("#search-results", OptionList).get_option_at_index(0).prompt
+        assert label.plain == f"/opt/app1/lib/libshared1.so  object {ex['object']}"
         await pilot.press("down", "enter")
         await settle(pilot)
         assert app.screen is b

@@ -195,3 +195,55 @@ def test_open_subcommand_parsing():
     assert args.func is cmd_open and args.path == "/some/image.cfs"
     args = parser.parse_args(preprocess([], {"open", "info"}))
     assert args.func is cmd_open and args.path is None
+
+
+async def test_store_search_by_digest_lists_every_reader_and_jumps(store_root):
+    from inspector.tui.screens.search import SearchScreen
+    ex = CS["refs"]["examples"]["copied_shared"]
+    app = CfsInspectApp(store_root("containers-storage"))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_cs(pilot)
+        await pilot.press("slash")
+        await settle(pilot)
+        s = app.screen
+        assert isinstance(s, SearchScreen)
+        await pilot.press(*ex["identifiers"]["fsverity_digest"][:12], "enter")
+        await settle(pilot)
+        got = [(r.image, r.layer, r.path.decode(), r.visible) for r in s.results]
+        assert got == [(a["image"], a["layer"], a["path"], a["visible"]) for a in ex["answers"]]
+        hidden = next(i for i, r in enumerate(s.results) if r.visible is False)
+        ol = s.query_one("#search-results")
+        ol.focus()
+        ol.highlighted = hidden
+        await pilot.press("enter")
+        await settle(pilot)
+        b = app.screen
+        assert isinstance(b, BrowserScreen)
+        await b.ready.wait()
+        await settle(pilot)
+        # hidden in app2's merged view: the jump opens layer A's own tree at that path
+        assert b.image.label == "localhost/app2:1" and b.layer_id == LAYER["A"]
+        assert b.selected == b"/usr/share/doc/zlib/COPYING"
+
+
+async def test_store_search_glob_and_errors(store_root):
+    from inspector.tui.screens.search import SearchScreen
+    app = CfsInspectApp(store_root("containers-storage"))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_cs(pilot)
+        s = SearchScreen.for_store(app.session)
+        await app.push_screen(s)
+        await settle(pilot)
+        s.run_search("libshared1.so")
+        await settle(pilot)
+        assert sorted((r.image, r.path) for r in s.results) == [
+            ("localhost/app1:1", b"/opt/app1/lib/libshared1.so"),
+            ("localhost/app2:1", b"/opt/app2/lib/libshared1.so")]
+        s.run_search("e3b0c4")      # the empty object: present, but read by no blob
+        await settle(pilot)
+        assert s.results == []
+        assert s.query_one("#search-status").content.plain == "No match for e3b0c4"
+        s.run_search("0000000000")
+        await settle(pilot)
+        assert s.query_one("#search-status").content.plain == \
+            "no object, digest or prefix matches '0000000000'"

@@ -333,4 +333,4 @@ class BrowserScreen(Screen):
         def done(path: bytes | None) -> None:
             if path is not None:
                 self.navigate(path)
-        self.app.push_screen(SearchScreen(self.session, self.source, self.image), done)
+        self.app.push_screen(SearchScreen.for_image(self.session, self.source, self.image), done)

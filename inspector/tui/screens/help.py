@@ -19,6 +19,8 @@ KEYS: list[tuple[str, str, str]] = [
     ("", "tab / shift+tab", "move focus between panes; the mouse works too"),
     ("Store overview", "↑ ↓ j k", "move in the images / layers table"),
     ("", "enter", "open the image (merged view) or the layer (its own tree)"),
+    ("", "/", "search the store: object name, digest or prefix (≥6 hex) → every image, "
+              "layer and path reading it; IMAGE:/path; or a glob over every image"),
     ("Image browser", "↑ ↓ j k", "move in the tree or the file list"),
     ("", "← →", "tree: collapse / expand"),
     ("", "enter", "open a directory; on a file: to its 'Shared with' list; there: jump"),

@@ -32,6 +32,7 @@ class OverviewScreen(Screen):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        Binding("slash", "search", "Search store"),
         Binding("V", "app.verify_all", "Verify all"),
         Binding("o", "app.open_secondary('objects')", "Objects"),
         Binding("d", "app.open_secondary('dedup')", "Dedup"),
@@ -150,6 +151,16 @@ class OverviewScreen(Screen):
             self.layer_keys.append(r.layer.id)
         if self.layer_keys:
             la.move_cursor(row=min(cur, len(self.layer_keys) - 1), animate=False)
+
+    def action_search(self) -> None:
+        """Store-wide search: the refs engine for objects, a glob over every image."""
+        from inspector.tui.screens.search import SearchScreen
+
+        def done(share) -> None:
+            if share is not None:
+                self.app.jump(share.image, share.layer if share.visible is False else None,
+                              share.path)
+        self.app.push_screen(SearchScreen.for_store(self.session), done)
 
     def action_cursor_down(self) -> None:
         w = self.focused

@@ -19,6 +19,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import ProgressBar, Static
 
+from inspector.composefs.escape import display
 from inspector.tui.widgets.fmt import human
 from inspector.tui.widgets.session import Session
 
@@ -71,7 +72,7 @@ class VerifyScreen(ModalScreen):
             Text(f"{done}/{total} files hashed · {human(nbytes)}", style="dim"))
 
     def _failed(self, msg: str) -> None:
-        self.query_one("#verify-status", Static).update(Text(f"verify failed: {msg}",
+        self.query_one("#verify-status", Static).update(Text(f"verify failed: {display(msg)}",
                                                              style="bold red"))
 
     def action_cancel(self) -> None:
