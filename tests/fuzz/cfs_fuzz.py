@@ -359,6 +359,19 @@ def check_case(data: bytes, *, budget_s: float = 2.0, measure_memory: bool = Fal
     return Outcome(err is None, err, peak)
 
 
+def run_budgeted(fn, budget_s: float):
+    """``fn()`` under the same CPU-time budget as :func:`check_case` (AssertionError past it)."""
+    old = signal.signal(signal.SIGPROF, _on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, budget_s)
+    try:
+        return fn()
+    except CaseTimeout:
+        raise AssertionError(f"hang: exceeded {budget_s} s of CPU time") from None
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
+
+
 def corpus(include_large: bool = False) -> list[tuple[str, bytes]]:
     """(name, bytes) of every seed image."""
     out = [(p.stem, p.read_bytes()) for p in SMALL_FIXTURES]
