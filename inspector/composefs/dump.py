@@ -53,6 +53,7 @@ def dump_lines(img: ComposefsImage, filter_names=None) -> Iterator[bytes]:
     read_inline = img.read_inline
     read_link = img.read_link
     hardlink_attrs: dict[int, object] = {}
+    xattr_text: dict[tuple, bytes] = {}
     ok = _OK_GRAPH
     for path, ino, link_primary, _depth in img.walk_tuples(check_filter(filter_names)):
         mode = ino.mode
@@ -96,8 +97,15 @@ def dump_lines(img: ComposefsImage, filter_names=None) -> Iterator[bytes]:
         line = b"%b %d %b%o %d %d %d %d %d.%d %b %b %b" % (
             path, size, at, mode, ino.nlink, ino.uid, ino.gid, rdev, ino.mtime, ino.mtime_nsec,
             payload, content, digest)
-        if a.xattrs:
-            line += b"".join([b" " + escape_xattr(k) + b"=" + escape_xattr(v) for k, v in a.xattrs])
+        xs = a.xattrs
+        if xs:
+            # Real trees repeat the same xattr sets (selinux labels, capabilities): render once.
+            rendered = xattr_text.get(xs)
+            if rendered is None:
+                rendered = b"".join([b" " + escape_xattr(k) + b"=" + escape_xattr(v) for k, v in xs])
+                if len(xattr_text) < 65536:
+                    xattr_text[xs] = rendered
+            line += rendered
         yield line + b"\n"
 
 

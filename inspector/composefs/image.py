@@ -29,7 +29,7 @@ _OVERLAY = b"overlay."
 _WHITEOUT = b"overlay.overlay.whiteout"
 _WHITEOUTS = b"overlay.overlay.whiteouts"
 _USER_HIDDEN = (b"overlay.whiteout", b"overlay.whiteouts")
-_A_REDIRECT, _A_METACOPY, _A_WHITEOUT, _A_HIDE = 1, 2, 3, 4
+_K_VISIBLE, _A_REDIRECT, _A_METACOPY, _A_WHITEOUT, _A_HIDE = 0, 1, 2, 3, 4
 #: trusted.* suffixes with a composefs meaning (looked up once per xattr on the hot path).
 _TRUSTED_ACTIONS = {_REDIRECT: _A_REDIRECT, _METACOPY: _A_METACOPY, _WHITEOUT: _A_WHITEOUT,
                     _WHITEOUTS: _A_HIDE}
@@ -40,6 +40,26 @@ _S_IFDIR = C.S_IFDIR
 
 #: C loader refuses inline regular-file content larger than this (LCFS_INLINE_CONTENT_MAX).
 INLINE_CONTENT_MAX = 5000
+
+
+def _classify(idx: int, suffix: bytes, value: bytes) -> tuple[int, object]:
+    """What the C loader does with one xattr: ``(_K_VISIBLE, (name, value))`` to show it,
+    ``(_A_REDIRECT|_A_METACOPY, value)`` to consume it (regular files only),
+    ``(_A_WHITEOUT, (name, value))`` for the escaped whiteout marker, ``(_A_HIDE, None)``."""
+    if idx == _TRUSTED:
+        action = _TRUSTED_ACTIONS.get(suffix)
+        if action is None:
+            if not suffix.startswith(_OVERLAY):
+                return _K_VISIBLE, (b"trusted." + suffix, value)
+            if suffix.startswith(_ESCAPED):         # escaped user xattr: strip one "overlay."
+                return _K_VISIBLE, (b"trusted." + suffix[8:], value)
+            return _A_HIDE, None                     # other trusted.overlay.*: machinery
+        if action == _A_WHITEOUT:
+            return _A_WHITEOUT, (b"trusted." + suffix[8:], value)
+        return action, value
+    if idx == _USER and suffix in _USER_HIDDEN:
+        return _A_HIDE, None
+    return _K_VISIBLE, (PREFIXES[idx] + suffix, value)
 
 
 class CfsAttrs:
@@ -107,6 +127,7 @@ class ComposefsImage:
         self.header = erofs.header
         self.sb = erofs.sb
         self._attrs: dict[int, CfsAttrs] = {}
+        self._shared_classified: dict[int, tuple[int, object]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -154,7 +175,9 @@ class ComposefsImage:
         pos = start + 12 + 4 * shared_count
         if pos > end:
             erofs.xattr_tuples(inode)  # raises the precise error
-        entries: list[tuple[int, bytes, bytes]] = []
+        # (kind, item) per xattr, in loader order: inline entries, then shared ones.
+        classified: list[tuple[int, object]] = []
+        add = classified.append
         # Inline entries, parsed straight from the buffer (the dump's hot path).  The C loader's
         # loop runs while pos + 4 < end, so a final 4-byte entry is never seen (quirk 5).
         stop = end - 4
@@ -164,44 +187,39 @@ class ComposefsImage:
             vend = vstart + value_size
             if vend > end or idx not in PREFIXES:
                 erofs.xattr_tuples(inode)  # raises the precise error
-            entries.append((idx, buf[pos + 4:vstart], buf[vstart:vend]))
+            add(_classify(idx, buf[pos + 4:vstart], buf[vstart:vend]))
             pos = (vend + 3) & ~3
         if shared_count:
-            shared = erofs.shared_xattr
+            # Shared entries recur across many inodes: classify each table entry once.
+            cache = self._shared_classified
             nid = inode.nid
             for p in range(start + 12, start + 12 + 4 * shared_count, 4):
-                e = shared(_U32(buf, p)[0], nid)
-                entries.append((e[0], e[1], e[2]))
+                sid = _U32(buf, p)[0]
+                c = cache.get(sid)
+                if c is None:
+                    e = erofs.shared_xattr(sid, nid)
+                    c = cache[sid] = _classify(e[0], e[1], e[2])
+                add(c)
         is_reg = inode.mode & _S_IFMT == _S_IFREG
         payload = None
         metacopy = None
         whiteout = False
         out: list[tuple[bytes, bytes]] = []
-        for idx, suffix, value in entries:
-            if idx == _TRUSTED:
-                action = _TRUSTED_ACTIONS.get(suffix)
-                if action is None:
-                    if not suffix.startswith(_OVERLAY):
-                        out.append((b"trusted." + suffix, value))
-                    elif suffix.startswith(_ESCAPED):
-                        out.append((b"trusted." + suffix[8:], value))
-                    # any other trusted.overlay.* is composefs machinery: hidden
-                elif action == _A_REDIRECT:
-                    if is_reg:
-                        payload = value[1:] if len(value) > 1 and value[:1] == b"/" else value
-                elif action == _A_METACOPY:
-                    if is_reg:
-                        metacopy = value
-                elif action == _A_WHITEOUT:
-                    if is_reg:
-                        whiteout = True
-                    else:
-                        out.append((b"trusted." + suffix[8:], value))
-                # _A_HIDE: the escaped whiteouts marker of a parent directory
-                continue
-            if idx == _USER and suffix in _USER_HIDDEN:
-                continue
-            out.append((PREFIXES[idx] + suffix, value))
+        for kind, item in classified:
+            if kind == _K_VISIBLE:
+                out.append(item)
+            elif kind == _A_REDIRECT:
+                if is_reg:
+                    payload = item[1:] if len(item) > 1 and item[:1] == b"/" else item
+            elif kind == _A_METACOPY:
+                if is_reg:
+                    metacopy = item
+            elif kind == _A_WHITEOUT:
+                if is_reg:
+                    whiteout = True
+                else:
+                    out.append(item)
+            # _A_HIDE: machinery (root opaque, whiteouts markers, unknown trusted.overlay.*)
         if whiteout:
             payload = None
             metacopy = None
