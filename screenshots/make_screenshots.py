@@ -97,6 +97,12 @@ async def shot_search(pilot) -> None:
     await settle(pilot)
 
 
+async def shot_search_store(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("slash", *"d8498327f146", "enter")   # zlib license fs-verity digest
+    await settle(pilot)
+
+
 async def shot_help(pilot) -> None:
     await settle(pilot)
     await pilot.press("question_mark")
@@ -189,6 +195,7 @@ SHOTS: list[tuple[str, Setup]] = [
     ("browser-layer-view", shot_browser_layer),
     ("browser-single-image", shot_browser_sample),
     ("search", shot_search),
+    ("search-store", shot_search_store),
     ("help", shot_help),
     # secondary screens
     ("objects", shot_objects),

@@ -290,6 +290,10 @@ class CfsInspectApp(App):
         for name, (_m, _c, key, title) in SECONDARY.items():
             yield SystemCommand(f"{title} screen", f"Open the {title} screen ({key})",
                                 lambda n=name: self.action_open_secondary(n))
+        from inspector.tui.screens.overview import OverviewScreen
+        if isinstance(screen, OverviewScreen):
+            yield SystemCommand("Search the store", "Object, digest, prefix, IMAGE:/path or glob "
+                                "(/)", screen.action_search)
         if isinstance(screen, BrowserScreen):
             for action, title, help_ in (
                     ("search", "Search", "Path glob, name or digest prefix (/)"),

@@ -60,7 +60,7 @@ def store_search(session: Session) -> SearchFn:
             for a in res.answers:
                 s = Share(a["image"], a["layer"], a["path"].encode("utf-8", "surrogateescape"),
                           a["visible"])
-                out.append((s, _share_text(s, f"object {res.object}")))
+                out.append((s, _share_text(s, "")))
             return out
         for im in session.store.images:
             if cancel.is_set():
@@ -82,7 +82,8 @@ def _share_text(s: Share, why: str) -> Text:
     t.append(display(s.path))
     if s.visible is False:
         t.append("  (hidden in merged view)", style="yellow")
-    t.append("  " + display(why), style="dim")
+    if why:
+        t.append("  " + display(why), style="dim")
     return t
 
 
