@@ -137,3 +137,19 @@ def test_hardlink_siblings(store_root):
     s.compute_index()
     d = s.details(src, im, b"/usr/bin/tool")
     assert d.hardlinks == [b"/usr/bin/tool", b"/usr/bin/tool-hardlink"]
+
+
+def test_image_naming_a_missing_layer(store_root):
+    from inspector.stores.model import StoreImage
+    s = Session(open_store(store_root("containers-storage")))
+    ghost = "f" * 64
+    im = StoreImage(id="x" * 64, names=("ghost:1",), layers=(ghost, LAYER["A"]))
+    s.store.images.append(im)
+    nodes = s.source(im).listdir(b"/")
+    assert nodes[0].kind == "error"
+    assert nodes[0].error == f"layer {ghost[:12]}: layer {ghost[:12]} is not in the store"
+    assert [n.name for n in nodes[1:]] == [b"etc", b"home", b"root", b"tmp", b"usr", b"var"]
+    assert not s.is_plain_erofs(ghost)
+    assert s.source(im, ghost).listdir(b"/")[0].error == f"layer {ghost[:12]} is not in the store"
+    rows = {r.label: r for r in s.image_rows()}
+    assert rows["ghost:1"].problems == (f"layer {ghost[:12]} not in the store",)

@@ -301,7 +301,8 @@ class BrowserScreen(Screen):
         if self.session.single_image:
             self.notify("A single image has one tree: nothing to toggle", timeout=3)
             return
-        cycle: list[str | None] = [None, *self.image.layers]
+        cycle: list[str | None] = [None, *(lid for lid in self.image.layers
+                                            if lid in self.session.store.layers)]
         nxt = cycle[(cycle.index(self.layer_id) + 1) % len(cycle)] \
             if self.layer_id in cycle else None
         keep = self.selected or self.cwd

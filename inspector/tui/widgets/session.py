@@ -24,7 +24,7 @@ from pathlib import Path
 
 from inspector.analysis.objects import StoreIndex, build_index, is_hex
 from inspector.errors import InspectError
-from inspector.stores.model import Store, StoreImage
+from inspector.stores.model import Layer, Store, StoreImage
 from inspector.tui.widgets.nodes import Details, Share
 from inspector.tui.widgets.source import (BrowseSource, LayerReader, LayerSource, MergedSource,
                                           object_file)
@@ -65,7 +65,14 @@ class Session:
         with self._lock:
             r = self._readers.get(layer_id)
             if r is None:
-                r = self._readers[layer_id] = LayerReader(self.store, self.store.layers[layer_id])
+                layer = self.store.layers.get(layer_id)
+                if layer is None:   # an image names a layer the store does not have
+                    r = LayerReader(self.store, Layer(id=layer_id, parent=None, composefs=False,
+                                                      blob=None, object_dir=None))
+                    r.error = f"layer {layer_id[:12]} is not in the store"
+                else:
+                    r = LayerReader(self.store, layer)
+                self._readers[layer_id] = r
             return r
 
     def is_plain_erofs(self, layer_id: str) -> bool:
@@ -83,7 +90,7 @@ class Session:
         with self._lock:
             m = self._merged.get(image.id)
             if m is None:
-                readers = {lid: self.reader(lid) for lid in image.layers if lid in self.store.layers}
+                readers = {lid: self.reader(lid) for lid in image.layers}
                 m = self._merged[image.id] = MergedSource(
                     self.store, image, readers, f"{image.label} · merged ({len(image.layers)} layers)")
             return m
