@@ -247,3 +247,27 @@ async def test_store_search_glob_and_errors(store_root):
         await settle(pilot)
         assert s.query_one("#search-status").content.plain == \
             "no object, digest or prefix matches '0000000000'"
+
+
+async def test_small_terminal_and_mouse(store_root):
+    app = CfsInspectApp(store_root("containers-storage"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        scr = await open_cs(pilot)
+        images = scr.query_one("#overview-images", DataTable)
+        row = [im.label for im in scr.image_keys].index("localhost/app1:1")
+        # click the row (highlights it), click again (selects it: opens the browser)
+        assert await pilot.click(images, offset=(3, row + 1))
+        await settle(pilot)
+        assert images.cursor_row == row
+        assert await pilot.click(images, offset=(3, row + 1))
+        await settle(pilot)
+        b = app.screen
+        assert isinstance(b, BrowserScreen)
+        await b.ready.wait()
+        await settle(pilot)
+        opt = [n.name for n in b.filelist.nodes].index(b"opt")
+        assert await pilot.click(b.filelist, offset=(4, opt + 1))
+        await settle(pilot)
+        assert b.selected == b"/opt" and b.details.kind == "dir"
+        svg = app.export_screenshot()
+        assert "localhost/app1:1" in svg
