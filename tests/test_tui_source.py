@@ -153,3 +153,18 @@ def test_image_naming_a_missing_layer(store_root):
     assert s.source(im, ghost).listdir(b"/")[0].error == f"layer {ghost[:12]} is not in the store"
     rows = {r.label: r for r in s.image_rows()}
     assert rows["ghost:1"].problems == (f"layer {ghost[:12]} not in the store",)
+
+
+def test_open_store_fast_matches_open_store(sample_objects):
+    from inspector.stores.discover import open_store, store_summary
+    from inspector.tui.widgets.session import open_store_fast
+    img = str(SAMPLE / "sample.cfs")
+    fast, pending = open_store_fast(img, str(sample_objects))
+    assert pending and fast.object_naming == "unknown"
+    s = Session(fast)
+    s.naming_pending = pending
+    s.decide_naming()
+    assert not s.naming_pending
+    assert store_summary(fast) == store_summary(open_store(img, basedir=sample_objects))
+    store, pending = open_store_fast(img, None)
+    assert not pending and store_summary(store) == store_summary(open_store(img))

@@ -95,10 +95,11 @@ class CfsInspectApp(App):
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open(self) -> None:
-        from inspector.stores.discover import open_store
+        from inspector.tui.widgets.session import open_store_fast
         try:
-            store = open_store(self.target, self.basedir)
+            store, pending = open_store_fast(self.target, self.basedir)
             session = Session(store)
+            session.naming_pending = pending
             if session.single_image:
                 if not store.images:
                     raise InspectError("no image found")
@@ -143,6 +144,11 @@ class CfsInspectApp(App):
     @work(thread=True, exclusive=True, group="analysis", exit_on_error=False)
     def _analyse(self) -> None:
         s = self.session
+        if s.naming_pending:
+            try:
+                s.decide_naming()
+            except Exception:  # noqa: BLE001 - stays "unknown": DIGESTs are still checked
+                s.naming_pending = False
         try:
             s.compute_index()
         except Exception as e:  # noqa: BLE001
