@@ -113,6 +113,8 @@ def cmd_stat(args) -> int:
     if d.data_segments:
         segs = ", ".join(f"[{a}+{c}] {'hole' if b is None else f'@{b:#x}'}" for a, b, c in d.data_segments[:8])
         w(f"  data        {segs}{' …' if len(d.data_segments) > 8 else ''}\n")
+    if d.data_error:
+        w(f"  data        chunk map unusable: {display(d.data_error)}\n")
     if len(d.hardlinks) > 1:
         w(f"  hardlinks   {', '.join(display(p) for p in d.hardlinks)}\n")
     if d.xattrs:

@@ -277,9 +277,12 @@ def read_everything(data: bytes, name: str = "/nonexistent/fuzz-case.cfs") -> No
     try:
         e = img.erofs
         paths = []
+        external = []
         for ent in img.walk(include_stubs=True):
             ino = ent.inode
             paths.append(ent.path)
+            if img.is_external(ino):
+                external.append(ent.path)
             img.attrs(ino)
             img.payload(ino)
             img.digest(ino)
@@ -291,7 +294,8 @@ def read_everything(data: bytes, name: str = "/nonexistent/fuzz-case.cfs") -> No
             fmt = ino.mode & C.S_IFMT
             if fmt == C.S_IFREG:
                 img.read_inline(ino)
-                e.data_segments(ino)
+                if not img.is_external(ino):   # external chunk maps: via inode_details only
+                    e.data_segments(ino)
             elif fmt == C.S_IFLNK:
                 img.read_link(ino)
             elif fmt == C.S_IFDIR:
@@ -302,7 +306,7 @@ def read_everything(data: bytes, name: str = "/nonexistent/fuzz-case.cfs") -> No
             for _ in ls_lines(img):
                 pass
         image_info(img)
-        for p in {paths[0], paths[len(paths) // 2], paths[-1]}:
+        for p in {paths[0], paths[len(paths) // 2], paths[-1], *external[:2]}:
             inode_details(img, p, img.lookup(p))
     finally:
         img.close()
