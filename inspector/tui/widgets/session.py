@@ -162,7 +162,7 @@ class Session:
         if d.nlink > 1 and d.kind != "dir" and len(d.hardlinks) <= 1:
             try:
                 links = self._walk_hardlinks(d)
-            except InspectError:
+            except (InspectError, OSError):
                 links = None
             if links:
                 d.hardlinks = sorted(set(links) | {path})
@@ -176,9 +176,11 @@ class Session:
             return None
         key = (d.layer, d.nid)
         if key not in self._hardlinks:
+            # a private instance: the walk must not hold up the browser's reads of this layer
+            from inspector.composefs.image import open_image
             from inspector.composefs.summary import find_hardlinks
-            with r._lock:
-                self._hardlinks[key] = find_hardlinks(r.img, r.img.inode(d.nid))
+            with open_image(r.layer.blob) as img:
+                self._hardlinks[key] = find_hardlinks(img, img.inode(d.nid))
         return self._hardlinks[key]
 
     def _state_from_report(self, payload: str, layer: str) -> tuple[str, str | None]:

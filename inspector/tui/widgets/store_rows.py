@@ -154,11 +154,14 @@ def count_inodes(session, layer_id: str) -> int | None:
     if r.error:
         return None
     if r.img is not None:
+        # a private instance: the walk must not hold up the browser's reads of this layer
+        from inspector.composefs.image import open_image
         seen: set[int] = set()
         try:
-            for e in r.img.walk():
-                seen.add(e.inode.nid)
-        except InspectError:
+            with open_image(la.blob) as img:
+                for e in img.walk():
+                    seen.add(e.inode.nid)
+        except (InspectError, OSError):
             return None
         return len(seen)
     n = 0
