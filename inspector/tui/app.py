@@ -150,7 +150,7 @@ class CfsInspectApp(App):
             except Exception:  # noqa: BLE001 - stays "unknown": DIGESTs are still checked
                 s.naming_pending = False
         try:
-            s.compute_index()
+            s.ensure_index()
         except Exception as e:  # noqa: BLE001
             s.index_error = " ".join(str(e).split())
         self.call_from_thread(self._bump)

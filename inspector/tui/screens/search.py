@@ -55,7 +55,7 @@ def store_search(session: Session) -> SearchFn:
         key = q.replace("/", "").split(".", 1)[0].lower()
         out: list[tuple[object, Text]] = []
         if ":/" in q or (len(key) >= 6 and is_hex(key)):
-            idx = session.index or session.compute_index()
+            idx = session.ensure_index()
             res = find_refs(session.store, q, idx)   # InspectError: shown by the screen
             for a in res.answers:
                 s = Share(a["image"], a["layer"], a["path"].encode("utf-8", "surrogateescape"),

@@ -48,6 +48,7 @@ class Session:
         self.verify_report = None
         self._refcount: Counter[str] | None = None
         self._hardlinks: dict[tuple[str, int], list[bytes]] = {}
+        self._index_lock = threading.Lock()
         #: a single image opened with --basedir whose object naming is not decided yet
         self.naming_pending = False
         #: object file path -> (state, note) from `v` / `V`
@@ -110,7 +111,13 @@ class Session:
                                                       if la.blob is not None])
         self.naming_pending = False
 
+    def ensure_index(self) -> StoreIndex:
+        """The index, building it once; concurrent callers wait for the same build."""
+        with self._index_lock:
+            return self.index if self.index is not None else self.compute_index()
+
     def compute_index(self) -> StoreIndex:
+        """A fresh index (scan + blob walks), which becomes ``self.index``."""
         with _gc_paused():
             idx = build_index(self.store)
         rc: Counter[str] = Counter()
@@ -124,7 +131,7 @@ class Session:
 
     def compute_dedup(self):
         from inspector.analysis.dedup import dedup_store
-        idx = self.index or self.compute_index()
+        idx = self.ensure_index()
         rep = dedup_store(self.store, idx)
         self.dedup = rep
         return rep
@@ -301,7 +308,7 @@ class Session:
 
     def _search_digest(self, source: BrowseSource, image: StoreImage | None,
                        key: str) -> list[tuple[bytes, str]]:
-        idx = self.index or self.compute_index()
+        idx = self.ensure_index()
         layers = [n for n in (image.layers if image is not None else [])]
         if isinstance(source, LayerSource):
             layers = [source.reader.layer.id]
