@@ -354,3 +354,19 @@ def test_blob_vanishing_after_discovery(fresh_store, capsys):
     assert [(p.kind, p.detail) for p in rep.problems if p.kind == "blob-error"] == [
         ("blob-error", f"cannot read composefs blob: {blob}: cannot open: No such file or directory")]
     assert rep.files_hashed > 40
+
+
+@pytest.mark.parametrize("alg", [["fsverity-sha256-12"], {"a": 1}, None, 12])
+def test_composefs_meta_json_algorithm_of_wrong_type(fresh_store, capsys, alg):
+    """Regression (store fuzzer): a list or object as meta.json "algorithm" raised TypeError
+    (unhashable) in discovery; now it is an unknown algorithm, inferred from object names."""
+    root = fresh_store("composefs-repo")
+    meta = root / "composefs/meta.json"
+    m = json.loads(meta.read_text())
+    m["algorithm"] = alg
+    meta.write_text(json.dumps(m))
+    assert main(["verify", "--json", str(root)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["store"]["object_naming"] == "fsverity-sha256"
+    assert [(p["kind"], p["detail"]) for p in out["problems"]] == [
+        ("store-error", f"meta.json: unknown algorithm {str(alg)!r}; inferred from object names")]

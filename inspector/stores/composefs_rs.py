@@ -146,7 +146,7 @@ def open_repository(root: Path) -> Store:
     if meta is not None:
         store.details["meta"] = meta
         alg = meta.get("algorithm")
-        if alg in ALGORITHMS:
+        if isinstance(alg, str) and alg in ALGORITHMS:   # JSON may hold a list or object here
             store.object_naming = ALGORITHMS[alg]  # type: ignore[assignment]
             hash_len = 32 if alg == "fsverity-sha256-12" else 64
         else:
