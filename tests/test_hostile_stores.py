@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -370,3 +371,39 @@ def test_composefs_meta_json_algorithm_of_wrong_type(fresh_store, capsys, alg):
     assert out["store"]["object_naming"] == "fsverity-sha256"
     assert [(p["kind"], p["detail"]) for p in out["problems"]] == [
         ("store-error", f"meta.json: unknown algorithm {str(alg)!r}; inferred from object names")]
+
+
+def test_object_directory_swapped_for_symlink_after_the_scan(fresh_store, tmp_path, monkeypatch):
+    """Race: ``diff/ef`` is replaced by a symlink to an outside copy between the inventory
+    and hashing.  The file opened is not the one scanned: reported, never read."""
+    from inspector.analysis import hashing
+    from inspector.analysis.objects import build_index, clear_cache
+    from inspector.analysis.verify import verify_store
+    from inspector.stores.discover import open_store
+    root = fresh_store("containers-storage")
+    clear_cache()
+    store = open_store(root)
+    idx = build_index(store)
+    diff = root / CS_APP1 / "diff"
+    outside = tmp_path / "outside-ef"
+    shutil.copytree(diff / "ef", outside)
+    shutil.rmtree(diff / "ef")
+    (diff / "ef").symlink_to(outside)
+    reads: list[int] = []
+    real_read = os.read
+    monkeypatch.setattr(hashing.os, "read", lambda fd, n: reads.append(fd) or real_read(fd, n))
+    opened_outside = []
+    real_fstat = os.fstat
+
+    def fstat(fd):
+        st = real_fstat(fd)
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(outside)):
+            opened_outside.append(fd)
+        return st
+
+    monkeypatch.setattr(hashing.os, "fstat", fstat)
+    rep = verify_store(store, index=idx)
+    probs = [(p.kind, p.object, p.detail) for p in rep.problems if p.severity == "error"]
+    assert probs == [("suspicious", LICENSE, f"{diff / LICENSE}: changed since the scan (replaced or "
+                                             "reached through a symlink), not read")]
+    assert opened_outside and not set(opened_outside) & set(reads)

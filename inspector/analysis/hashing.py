@@ -157,6 +157,11 @@ def hash_file(job: HashJob, cancel: threading.Event | None = None) -> HashResult
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return HashResult(error="not a regular file, not read", error_kind="suspicious")
+        if job.identity[1] and (st.st_dev, st.st_ino) != job.identity:
+            # Not the file the scan saw: replaced, or reached through a directory swapped for a
+            # symlink since (objects/xx -> elsewhere).  Never read what might be outside.
+            return HashResult(error="changed since the scan (replaced or reached through a "
+                                    "symlink), not read", error_kind="suspicious")
         sha = hashlib.sha256() if "sha256" in job.algs else None
         fsv = {a: FastVerity(a.split("-", 1)[1]) for a in job.algs if a.startswith("fsverity-")}
         total = 0
