@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from inspector.composefs.fsverity import FsVerityHasher
 from inspector.stores.fsutil import open_ro
 
 CHUNK = 1 << 20
@@ -32,95 +33,8 @@ ALGS = ("sha256", "fsverity-sha256", "fsverity-sha512")
 Progress = Callable[[int, int, int], None]   # (files done, files total, bytes hashed)
 
 
-_BLOCK = 4096
-_DESC_HEAD = struct.Struct("<BBBBIQ")
-_ALG_NUM = {"sha256": 1, "sha512": 2}
-
-
-class FastVerity:
-    """Streaming fs-verity digest (4096-byte blocks, no salt) tuned for large reads.
-
-    Same result as :class:`inspector.composefs.fsverity.FsVerityHasher`; the difference is
-    speed: data blocks of each read are hashed in one list comprehension and only every 128th
-    (sha256) hash climbs the tree through Python code, which roughly halves the interpreter
-    overhead per block and so the time the hashing threads hold the GIL.
-    """
-
-    __slots__ = ("_new", "_alg", "_pending", "_levels", "_counts", "_size")
-
-    def __init__(self, algorithm: str = "sha256") -> None:
-        self._alg = algorithm
-        self._new = getattr(hashlib, algorithm)
-        self._pending = b""
-        self._levels: list[bytearray] = [bytearray()]
-        self._counts: list[int] = [0]
-        self._size = 0
-
-    def _push(self, levels: list[bytearray], counts: list[int], level: int, digest: bytes) -> None:
-        while True:
-            if level == len(levels):
-                levels.append(bytearray())
-                counts.append(0)
-            levels[level] += digest
-            counts[level] += 1
-            if len(levels[level]) < _BLOCK:
-                return
-            digest = self._new(levels[level]).digest()
-            levels[level].clear()
-            level += 1
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        mv = memoryview(data)
-        self._size += len(mv)
-        if self._pending:
-            need = _BLOCK - len(self._pending)
-            self._pending += bytes(mv[:need])
-            mv = mv[need:]
-            if len(self._pending) < _BLOCK:
-                return
-            self._add_level0(self._new(self._pending).digest(), 1)
-            self._pending = b""
-        full = len(mv) - len(mv) % _BLOCK
-        if full:
-            new = self._new
-            self._add_level0(b"".join([new(mv[i:i + _BLOCK]).digest()
-                                       for i in range(0, full, _BLOCK)]), full // _BLOCK)
-        if full < len(mv):
-            self._pending = bytes(mv[full:])
-
-    def _add_level0(self, hashes: bytes, count: int) -> None:
-        lv = self._levels[0]
-        lv += hashes
-        self._counts[0] += count
-        while len(lv) >= _BLOCK:
-            block = bytes(lv[:_BLOCK])
-            del lv[:_BLOCK]
-            self._push(self._levels, self._counts, 1, self._new(block).digest())
-
-    def _root(self) -> bytes:
-        if self._size == 0:
-            return bytes(self._new().digest_size)
-        levels = [bytearray(lv) for lv in self._levels]
-        counts = list(self._counts)
-        if self._pending:
-            self._push(levels, counts, 0, self._new(self._pending.ljust(_BLOCK, b"\0")).digest())
-        level = 0
-        while True:
-            if counts[level] == 1 and level == len(levels) - 1:
-                return bytes(levels[level])
-            if levels[level]:
-                block = bytes(levels[level]).ljust(_BLOCK, b"\0")
-                levels[level].clear()
-                self._push(levels, counts, level + 1, self._new(block).digest())
-            level += 1
-
-    def digest(self) -> bytes:
-        desc = (_DESC_HEAD.pack(1, _ALG_NUM[self._alg], 12, 0, 0, self._size)
-                + self._root().ljust(64, b"\0") + bytes(32 + 144))
-        return self._new(desc).digest()
-
-    def hexdigest(self) -> str:
-        return self.digest().hex()
+#: The fs-verity hasher (batched level-0 hashing lives in inspector.composefs.fsverity).
+FastVerity = FsVerityHasher
 
 
 @dataclass(frozen=True, slots=True)
