@@ -15,7 +15,6 @@ import errno
 import hashlib
 import os
 import stat
-import struct
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from inspector.composefs.fsverity import fsverity_digest_path
 from inspector.composefs.image import ComposefsImage
-from inspector.erofs import constants as C
 from inspector.erofs.inode import Inode
 from inspector.errors import FormatError
 
