@@ -26,11 +26,27 @@ SIZE = (120, 40)
 
 
 async def settle(pilot, rounds: int = 4) -> None:
-    """Let workers (listings, details, analysis) finish and their results paint."""
+    """Let workers (listings, details, analysis) finish and their results paint.
+
+    Starts with a pause longer than Textual's 50 ms screen-switch delay, so a screen pushed
+    by the last key is mounted (and its workers started) before they are waited for."""
+    await pilot.pause(0.06)
     for _ in range(rounds):
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def wait_until(pilot, predicate, limit: float = 60.0) -> None:
+    """Poll (screens switch after a 50 ms delay, workers start after mount) until *predicate*
+    holds; fails after *limit* seconds so a hang shows as a failure, not a stuck run."""
+    waited = 0.0
+    while not predicate():
+        assert waited < limit, "condition not reached"
+        await pilot.pause(0.05)
+        await pilot.app.workers.wait_for_complete()
+        waited += 0.05
+    await settle(pilot)
 
 
 def body_text(screen: BrowserScreen) -> str:
@@ -422,9 +438,10 @@ async def test_verify_all_on_pristine_store(store_root):
     async with app.run_test(size=SIZE) as pilot:
         await open_cs(pilot)
         await pilot.press("V")
-        await settle(pilot, 8)
+        await wait_until(pilot, lambda: app.session.verify_report is not None)
         rep = app.session.verify_report
-        assert rep is not None and rep.problems == [] and not rep.cancelled
+        assert rep.problems == [] and not rep.cancelled
+        assert rep.objects_checked > 0
 
 
 async def test_corrupt_layer_blob_is_a_problem_in_place(fresh_store):

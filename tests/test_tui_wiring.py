@@ -11,7 +11,7 @@ from inspector.tui.messages import JumpTo
 from inspector.tui.screens.browser import BrowserScreen
 from inspector.tui.screens.overview import OverviewScreen
 from tests.conftest import STORES
-from tests.test_tui_core import SIZE, open_cs, open_image, settle
+from tests.test_tui_core import SIZE, open_cs, open_image, settle, wait_until
 
 CS = json.loads((STORES / "containers-storage.expected.json").read_text())
 LAYER = {v["fixture_name"]: k for k, v in CS["layers"].items()}
@@ -72,9 +72,10 @@ async def test_verify_all_on_damaged_store_lists_problem(fresh_store):
         assert await b.goto("/opt/app1/lib/libshared1.so")
         await settle(pilot)
         await pilot.press("V")
-        await settle(pilot, 8)
+        await wait_until(pilot, lambda: app.session.verify_report is not None
+                         and type(app.screen).__name__ == "ProblemsScreen")
         rep = app.session.verify_report
-        assert rep is not None and not rep.cancelled
+        assert not rep.cancelled
         corrupt = [p for p in rep.problems if p.kind == "corrupt"]
         assert {(p.layer, p.object, p.path) for p in corrupt} == {
             (LAYER["B"], ex["object"], "/opt/app1/lib/libshared1.so"),
@@ -136,9 +137,9 @@ async def test_verify_all_escape_cancels(store_root, monkeypatch):
         bar = app.screen.query_one("#verify-progress")
         assert (bar.progress, bar.total) == (3, 10)
         await pilot.press("escape")
-        await settle(pilot)
+        await wait_until(pilot, lambda: app.session.verify_report is not None)
         rep = app.session.verify_report
-        assert rep is not None and rep.cancelled
+        assert rep.cancelled
         assert not isinstance(app.screen, VerifyScreen)
 
 

@@ -58,7 +58,7 @@ class BrowserScreen(Screen):
         self.show_machinery = False
         self.selected: bytes | None = None
         self.details: Details | None = None
-        self._cache: dict[tuple[int, bytes], list[Node]] = {}
+        self._cache: dict[tuple[tuple[str, str], bytes], list[Node]] = {}
         self._navigating = 0
         self.ready = asyncio.Event()
 
@@ -123,12 +123,12 @@ class BrowserScreen(Screen):
 
     # -- data --------------------------------------------------------------------------------
     async def fetch(self, path: bytes) -> list[Node]:
-        key = (id(self.source), path)
+        key = (self.source.key, path)
         nodes = self._cache.get(key)
         if nodes is None:
             source = self.source
             nodes = await asyncio.to_thread(source.listdir, path)
-            self._cache[(id(source), path)] = nodes
+            self._cache[(source.key, path)] = nodes
         return nodes
 
     # -- navigation --------------------------------------------------------------------------
@@ -169,13 +169,13 @@ class BrowserScreen(Screen):
 
     def _refill(self, nodes: list[Node] | None = None, select: bytes | None = None) -> None:
         if nodes is None:
-            nodes = self._cache.get((id(self.source), self.cwd), [])
+            nodes = self._cache.get((self.source.key, self.cwd), [])
         self.filelist.fill(nodes, self.sort, self.session.refcount, self.source.merged, select)
         self._status(len(nodes))
 
     def _status(self, count: int | None = None) -> None:
         if count is None:
-            count = len(self._cache.get((id(self.source), self.cwd), []))
+            count = len(self._cache.get((self.source.key, self.cwd), []))
         t = Text()
         t.append(display(self.cwd), style="bold")
         t.append(f"  ·  {count} entries  ·  sort: {self.sort}", style="dim")

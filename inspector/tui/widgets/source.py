@@ -321,6 +321,8 @@ class BrowseSource:
 
     title: str = ""
     merged: bool = False
+    #: stable identity for caches keyed by source (never ``id()``, which Python reuses)
+    key: tuple[str, str] = ("", "")
 
     def listdir(self, path: bytes) -> list[Node]:
         raise NotImplementedError
@@ -340,6 +342,7 @@ class LayerSource(BrowseSource):
     def __init__(self, reader: LayerReader, title: str) -> None:
         self.reader = reader
         self.title = title
+        self.key = ("layer", reader.layer.id)
 
     def listdir(self, path: bytes) -> list[Node]:
         return self.reader.listdir(path)
@@ -360,6 +363,7 @@ class MergedSource(BrowseSource):
         self.image = image
         self.readers = readers
         self.title = title
+        self.key = ("merged", image.id)
         self.problems: list[Node] = []
         trees = []
         for lid in image.layers:
