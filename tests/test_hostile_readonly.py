@@ -104,3 +104,20 @@ def test_no_command_changes_anything_including_atime(fresh_store, tmp_path, caps
     assert metadata(paths) == before
     assert content(paths) == before_content
     assert all_paths(root) == paths        # nothing created or removed
+
+
+def test_merged_view_of_plain_layers_keeps_atimes(fresh_store, tmp_path):
+    """Regression: the merged view listed plain layers' ``diff/`` trees with ``os.scandir``,
+    updating every directory's atime (browsing in the TUI, ``refs`` visibility)."""
+    from inspector.analysis.merged import merged_view
+    assert relatime_applies(tmp_path)
+    root = fresh_store("containers-storage")
+    paths = all_paths(root)
+    age_atimes(paths)
+    before = metadata(paths)
+    store = open_store(root)
+    plain = [la for la in store.layers.values() if not la.composefs]
+    assert plain
+    listed = sum(len(merged_view(store, im)) for im in store.images)
+    assert listed > 50
+    assert metadata(paths) == before

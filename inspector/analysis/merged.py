@@ -23,6 +23,7 @@ from typing import Iterator, Protocol
 
 from inspector.analysis.objects import TreeEntry, blob_index, file_kind
 from inspector.errors import StoreError
+from inspector.stores.fsutil import list_names
 from inspector.stores.model import Layer, Store, StoreImage
 
 WH_PREFIX = b".wh."
@@ -59,21 +60,23 @@ class DirTree:
         try:
             if not stat.S_ISDIR(os.lstat(full).st_mode):
                 return None
-            it = list(os.scandir(full))
+            # O_NOATIME listing: browsing must not touch atimes (names come back as str)
+            names = [os.fsencode(n) for n in list_names(full)]
         except OSError:
             return None
         out: dict[bytes, TreeEntry] = {}
-        for d in it:
+        for name in names:
+            p = os.path.join(full, name)
             try:
-                st = d.stat(follow_symlinks=False)
+                st = os.lstat(p)
             except OSError:
                 continue
             kind = file_kind(st.st_mode)
             whiteout = kind == "chr" and st.st_rdev == 0
             opaque = False
             if kind == "dir":
-                opaque = _xattr_opaque(d.path)
-            out[os.fsencode(d.name)] = TreeEntry(kind, whiteout, opaque)
+                opaque = _xattr_opaque(p)
+            out[name] = TreeEntry(kind, whiteout, opaque)
         return out
 
 
