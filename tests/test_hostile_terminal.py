@@ -167,7 +167,7 @@ def test_verify_text_and_json_escape_store_names(evil_store, tty):
     probs = json.loads(out)["problems"]
     sus = [p for p in probs if p["kind"] == "suspicious"]
     assert [(p["object"], p["path"], p["detail"]) for p in sus] == [
-        ("ab/\\x1b[31mcd", "/evil\x1b[31mred", "payload contains control characters: never opened")]
+        ("ab/\\x1b[31mcd", "/evil\\x1b[31mred", "payload contains control characters: never opened")]
     assert "ab/\\x1b]0;orphan\\x07" in [p["object"] for p in probs if p["kind"] == "orphan"]
 
 
@@ -179,9 +179,24 @@ def test_refs_dedup_doctor_escape_store_names(evil_store, tty):
         assert_safe(out + err)
         if argv[0] != "doctor":
             assert "localhost/\\x1b]0;pwned\\x07:1" in out
+    rc, out, _ = run(tty, "refs", "--json", str(evil_store), "ab/\x1b[31mcd")
+    assert rc == 0 and out.isascii()
+    assert [a["path"] for a in json.loads(out)["answers"]] == ["/evil\\x1b[31mred"]
     for argv in (["refs", "--json", str(evil_store), "ef01b0d4"], ["dedup", "--json", str(evil_store)],
                  ["doctor", "--json", str(evil_store)]):
         rc, out, _ = run(tty, *argv)
         assert rc in (0, 1), argv
         assert_safe(out)
         json.loads(out)
+
+
+def test_json_path_text_never_emits_controls_or_lone_surrogates():
+    """verify/refs JSON paths follow docs/json.md: clean UTF-8 as is, else dump escaping
+    (a non-UTF-8 byte used to come out as a lone surrogate ``\\udcff``)."""
+    from inspector.composefs.escape import json_path_text
+    assert json_path_text("/usr/bin/ls") == "/usr/bin/ls"
+    assert json_path_text(b"/bad\xff\x9b") == "/bad\\xff\\x9b"
+    assert json_path_text("/bad\udcff") == "/bad\\xff"
+    assert json_path_text("/evil\x1b[31mred") == "/evil\\x1b[31mred"
+    assert json_path_text("/back\\slash") == "/back\\\\slash"
+    assert json_path_text(None) is None

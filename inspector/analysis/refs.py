@@ -22,6 +22,7 @@ from pathlib import Path
 from inspector.analysis.merged import MergedView
 from inspector.analysis.objects import StoreIndex, build_index, is_hex
 from inspector.errors import InspectError
+from inspector.composefs.escape import json_path_text
 from inspector.stores.fsutil import safe_text
 from inspector.stores.model import Store, StoreImage
 
@@ -52,7 +53,8 @@ class RefsResult:
 
     def to_json(self) -> dict:
         return {"query": self.query, "object": self.object, "size": self.size,
-                "fsverity_digests": self.fsverity_digests, "answers": self.answers,
+                "fsverity_digests": self.fsverity_digests,
+                "answers": [{**a, "path": json_path_text(a["path"])} for a in self.answers],
                 "physical_copies": self.physical_copies}
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from inspector.analysis.hashing import HashJob, HashResult, Progress, hash_all
 from inspector.analysis.objects import (EMPTY_SHA256_OBJECT, BlobRef, ObjectFile, StoreIndex,
                                         build_index, is_hex, payload_is_suspicious)
+from inspector.composefs.escape import json_path_text
 from inspector.stores.fsutil import safe_text
 from inspector.stores.model import Store
 
@@ -50,7 +51,7 @@ class Problem:
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "severity": self.severity, "images": list(self.images),
-                "layer": self.layer, "path": self.path, "object": self.object,
+                "layer": self.layer, "path": json_path_text(self.path), "object": self.object,
                 "detail": self.detail}
 
 

@@ -120,3 +120,20 @@ def display_value(data: bytes) -> str:
     if _UNSAFE_TEXT_RE.search(s) is not None:
         return escape(data).decode("ascii")
     return s
+
+
+def json_path_text(path: str | bytes | None) -> str | None:
+    """A path for JSON as docs/json.md specifies: clean UTF-8 as is, anything with a control
+    byte, a backslash or non-UTF-8 bytes in dump escaping (never a lone surrogate or a raw
+    control character, which strict JSON consumers and terminals would choke on)."""
+    if path is None:
+        return None
+    if isinstance(path, str):
+        path = path.encode("utf-8", "surrogateescape")
+    try:
+        s = path.decode("utf-8")
+    except UnicodeDecodeError:
+        return escape(path).decode("ascii")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in s):
+        return escape(path).decode("ascii")
+    return s
