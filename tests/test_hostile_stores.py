@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -413,3 +414,91 @@ def test_object_directory_swapped_for_symlink_after_the_scan(fresh_store, tmp_pa
     assert probs == [("suspicious", LICENSE, f"{diff / LICENSE}: changed since the scan (replaced or "
                                              "reached through a symlink), not read")]
     assert (outside_opens, outside_reads) == ([str(outside / LICENSE[3:])], [])
+
+
+def run_as_nobody(argv: list[str]) -> tuple[int, str, str]:
+    """``main(argv)`` in a forked child that dropped root (uid/gid 65534): real EACCES."""
+    import contextlib
+    import io
+    import tempfile
+    # Warm-up as root: every lazily imported module is loaded before the child loses the
+    # right to read the interpreter's library directory (/root/.pyenv here).
+    with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())), contextlib.redirect_stderr(io.StringIO()):
+        main(argv)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 99
+            try:
+                from inspector.analysis.objects import clear_cache
+                clear_cache()         # the warm-up's blob walks must not be reused
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                sys.stdout = os.fdopen(1, "w", closefd=False)
+                sys.stderr = os.fdopen(2, "w", closefd=False)
+                code = main(argv)
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except BaseException as e:  # noqa: BLE001 - report anything to the parent
+                os.write(2, repr(e).encode())
+            finally:
+                os._exit(code)
+        _pid, status = os.waitpid(pid, 0)
+        out.seek(0)
+        err.seek(0)
+        return os.waitstatus_to_exitcode(status), out.read().decode(), err.read().decode("utf-8", "replace")
+
+
+@pytest.fixture
+def world_readable_store():
+    """An extraction under a world-traversable directory (pytest's base temp is mode 0700)."""
+    import tempfile
+    from conftest import STORES, extract_tarball
+    top = Path(tempfile.mkdtemp(prefix="cfs-nobody-"))
+    os.chmod(top, 0o755)
+    try:
+        yield extract_tarball(STORES / "containers-storage.tar.gz", top / "cs")
+    finally:
+        shutil.rmtree(top)
+
+
+def test_store_read_without_root_privileges(world_readable_store):
+    """Dropped privileges: the store is world-readable but one layer's blob is 0600 and the
+    objects keep containers/storage's mode 0000.  verify still inspects everything it can and
+    reports the rest as unreadable."""
+    root = world_readable_store
+    for dp, dns, fns in os.walk(root):
+        os.chmod(dp, 0o755)
+        for f in fns:
+            p = os.path.join(dp, f)
+            if not os.path.islink(p) and "/diff/" not in p:
+                os.chmod(p, 0o644)
+    blob = root / CS_APP1 / "composefs-data/composefs.blob"
+    os.chmod(blob, 0o600)
+    rc, out, err = run_as_nobody(["verify", "--json", str(root)])
+    assert (rc, err) == (1, "")
+    probs = json.loads(out)["problems"]
+    assert [p["detail"] for p in probs if p["kind"] == "blob-error"] == [
+        f"cannot read composefs blob: {blob}: cannot open: Permission denied"]
+    unreadable = [p for p in probs if p["kind"] == "unreadable"]
+    assert len(unreadable) > 30 and all(p["detail"].endswith("cannot open: Permission denied")
+                                        for p in unreadable)
+    rc, out, err = run_as_nobody(["dump", str(blob)])
+    assert (rc, out, err) == (2, "", f"cfs-inspect: {blob}: cannot open: Permission denied\n")
+
+
+def test_device_object_is_reported_never_opened(fresh_store, opened, capsys):
+    """A character device (here 1:3, /dev/null's numbers) planted as an object: opening some
+    devices has side effects, so it is never opened."""
+    root = fresh_store("containers-storage")
+    obj = root / CS_APP1 / "diff" / LICENSE
+    obj.unlink()
+    os.mknod(obj, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    assert verify_problems(root, capsys) == [
+        ("suspicious", LICENSE, "object is not a regular file (chr): not followed, not opened")]
+    run_all(root, "containers-storage", capsys)
+    assert str(obj) not in opened and "/dev/null" not in opened
+    assert inside(opened, root) == []
