@@ -78,7 +78,8 @@ def _layers(store: Store, idx: StoreIndex, reflinks: bool) -> dict:
                 continue
             shared = []
             for ident, f in ids.items():
-                r = extents_shared(f.path)
+                # never open a planted FIFO or device (open/ioctl can have side effects)
+                r = extents_shared(f.path) if f.kind == "reg" else None
                 if r is None:
                     unknown = True
                 elif r:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def extents_shared(path: Path) -> bool | None:
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):    # no FIEMAP ioctl on a device or FIFO
+            return None
         start = 0
         seen = 0
         while True:
