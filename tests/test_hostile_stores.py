@@ -502,3 +502,24 @@ def test_device_object_is_reported_never_opened(fresh_store, opened, capsys):
     run_all(root, "containers-storage", capsys)
     assert str(obj) not in opened and "/dev/null" not in opened
     assert inside(opened, root) == []
+
+
+def test_hash_file_never_opens_special_files(tmp_path, opened):
+    """Every caller of hash_file (verify, the TUI's single-object check) is protected: a FIFO,
+    a device or a symlink is refused from lstat, before any open."""
+    from inspector.analysis.hashing import HashJob, hash_file
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    dev = tmp_path / "dev"
+    os.mknod(dev, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    link = tmp_path / "link"
+    link.symlink_to("/etc/passwd")
+    results = {}
+    for p in (fifo, dev, link):
+        st = os.lstat(p)
+        r = hash_file(HashJob(p, (st.st_dev, st.st_ino), frozenset({"sha256"}), 0))
+        results[p.name] = (r.error_kind, r.error)
+    assert results == {"fifo": ("suspicious", "not a regular file, not read"),
+                       "dev": ("suspicious", "not a regular file, not read"),
+                       "link": ("suspicious", "is a symlink, not followed")}
+    assert opened == []

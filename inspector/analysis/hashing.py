@@ -60,6 +60,16 @@ class HashResult:
 
 def hash_file(job: HashJob, cancel: threading.Event | None = None) -> HashResult:
     """Read one object and compute the requested digests; errors become a HashResult."""
+    # lstat first: a FIFO, device or symlink is refused without being opened at all (opening
+    # a device can have side effects); the fstat after the open catches a later swap.
+    try:
+        pre = os.lstat(job.path)
+    except OSError as e:
+        return HashResult(error=f"cannot open: {e.strerror}", error_kind="unreadable")
+    if stat.S_ISLNK(pre.st_mode):
+        return HashResult(error="is a symlink, not followed", error_kind="suspicious")
+    if not stat.S_ISREG(pre.st_mode):
+        return HashResult(error="not a regular file, not read", error_kind="suspicious")
     try:
         fd = open_ro(job.path)
     except OSError as e:
