@@ -168,3 +168,18 @@ def test_open_store_fast_matches_open_store(sample_objects):
     assert store_summary(fast) == store_summary(open_store(img, basedir=sample_objects))
     store, pending = open_store_fast(img, None)
     assert not pending and store_summary(store) == store_summary(open_store(img))
+
+
+def test_browsing_a_plain_layer_leaves_atimes_alone(fresh_store):
+    import os
+    root = fresh_store("containers-storage")
+    s = Session(open_store(root))
+    diff = root / "storage" / "overlay" / LAYER["P"] / "diff"
+    dirs = [diff] + [p for p in diff.rglob("*") if p.is_dir() and not p.is_symlink()]
+    for d in dirs:
+        st = os.lstat(d)
+        os.utime(d, ns=(1_000_000_000, st.st_mtime_ns), follow_symlinks=False)
+    plain = s.image_by_label("localhost/plain:1")
+    assert len(list(walk_nodes(s.source(plain)))) == CS["layers"][LAYER["P"]]["inodes"] - 1
+    assert s.count_inodes(LAYER["P"]) == CS["layers"][LAYER["P"]]["inodes"]
+    assert [os.lstat(d).st_atime_ns for d in dirs] == [1_000_000_000] * len(dirs)

@@ -25,6 +25,7 @@ from inspector.analysis.merged import MergedView
 from inspector.analysis.objects import TreeEntry, file_kind, is_hex, payload_is_suspicious
 from inspector.composefs.summary import mode_string
 from inspector.errors import InspectError
+from inspector.stores.fsutil import list_names
 from inspector.stores.model import Layer, Store, StoreImage
 from inspector.tui.widgets.nodes import (Details, Node, Share, error_node, join,  # noqa: F401
                                          marker_meaning, parent_of)
@@ -169,20 +170,21 @@ class LayerReader:
         try:
             if not _stat.S_ISDIR(os.lstat(full).st_mode):
                 return None
-            it = list(os.scandir(full))
+            # O_NOATIME listing: browsing must not change atimes in the store
+            names = [os.fsencode(n) for n in list_names(full)]
         except OSError as e:
             raise InspectError(f"{os.fsdecode(full)}: {e.strerror}") from None
         out: dict[bytes, Node] = {}
-        for d in it:
-            name = d.name if isinstance(d.name, bytes) else os.fsencode(d.name)
+        for name in names:
+            p = os.path.join(full, name)
             try:
-                st = d.stat(follow_symlinks=False)
+                st = os.lstat(p)
             except OSError as e:
                 out[name] = error_node(join(path, name), self.layer.id, e.strerror or str(e), name)
                 continue
             kind = file_kind(st.st_mode)
             whiteout = kind == "chr" and st.st_rdev == 0
-            opaque = kind == "dir" and _xattr_opaque(d.path)
+            opaque = kind == "dir" and _xattr_opaque(p)
             out[name] = Node(name, join(path, name), kind, st.st_size, int(st.st_mtime),
                              st.st_nlink, None, self.layer.id, None, whiteout, opaque,
                              marker_meaning(name))

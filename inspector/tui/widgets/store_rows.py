@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from inspector.errors import InspectError
+from inspector.stores.fsutil import walk
 from inspector.stores.model import Layer, StoreImage
 
 
@@ -166,7 +167,7 @@ def count_inodes(session, layer_id: str) -> int | None:
         return len(seen)
     n = 0
     seen_ino: set[tuple[int, int]] = set()
-    for dirpath, dirs, files in os.walk(r.diff):
+    for dirpath, dirs, files in walk(r.diff):     # O_NOATIME listings, symlinks not entered
         for name in [*dirs, *files, None]:
             p = os.path.join(dirpath, name) if name else dirpath
             if name is None and dirpath != str(r.diff):
