@@ -272,3 +272,20 @@ async def test_small_terminal_and_mouse(store_root):
         assert b.selected == b"/opt" and b.details.kind == "dir"
         svg = app.export_screenshot()
         assert "localhost/app1:1" in svg
+
+
+async def test_no_path_and_no_default_store(tmp_path, monkeypatch):
+    from textual.widgets import Static
+
+    import inspector.stores.discover as discover
+    from inspector.tui.app import StartScreen
+    monkeypatch.setattr(discover, "default_candidates", lambda: [
+        ("containers-storage", tmp_path / "cs"), ("composefs-rs", tmp_path / "cfs")])
+    app = CfsInspectApp(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, StartScreen)
+        assert app.open_error == (f"no store found (looked for containers-storage at {tmp_path}/cs; "
+                                  f"composefs-rs at {tmp_path}/cfs); give a PATH")
+        msg = app.screen.query_one("#start-message", Static).content.plain
+        assert msg.startswith("Cannot open the default store\n\nno store found")
