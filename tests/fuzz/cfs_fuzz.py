@@ -296,6 +296,7 @@ def read_everything(data: bytes, name: str = "/nonexistent/fuzz-case.cfs") -> No
                 img.read_inline(ino)
                 if not img.is_external(ino):   # external chunk maps: via inode_details only
                     e.data_segments(ino)
+                    e.read(ino, 0, 1 << 16)    # a viewer's first page of content
             elif fmt == C.S_IFLNK:
                 img.read_link(ino)
             elif fmt == C.S_IFDIR:
