@@ -183,3 +183,23 @@ def test_browsing_a_plain_layer_leaves_atimes_alone(fresh_store):
     assert len(list(walk_nodes(s.source(plain)))) == CS["layers"][LAYER["P"]]["inodes"] - 1
     assert s.count_inodes(LAYER["P"]) == CS["layers"][LAYER["P"]]["inodes"]
     assert [os.lstat(d).st_atime_ns for d in dirs] == [1_000_000_000] * len(dirs)
+
+
+def test_verify_report_states_in_a_shared_object_dir(fresh_store):
+    from inspector.analysis.verify import verify_store
+    cfs = json.loads((STORES / "composefs-repo.expected.json").read_text())
+    root = fresh_store("composefs-repo")
+    s = Session(open_store(root))
+    shared = sorted(cfs["objects_shared_by_both_images"])[0]
+    s.compute_index()
+    uses = []
+    for im in s.store.images:
+        b = s.index.blobs[im.layers[0]]
+        uses += [(im, r.path) for r in b.by_payload.get(shared, [])[:1]]
+    assert len(uses) == 2                       # read by both images
+    obj = root / "composefs" / "objects" / shared
+    obj.write_bytes(b"z" * obj.stat().st_size)
+    s.verify_report = verify_store(s.store, index=s.compute_index())
+    for im, path in uses:
+        d = s.details(s.source(im), im, path)
+        assert d.object_state == "corrupt", im.label

@@ -192,10 +192,13 @@ class Session:
 
     def _state_from_report(self, payload: str, layer: str) -> tuple[str, str | None]:
         rep = self.verify_report
+        # containers/storage: one object store per layer, problems are per (layer, object);
+        # elsewhere one object directory serves every image, so the object alone decides
+        per_layer = self.store.kind == "containers-storage"
         for p in rep.problems:
-            if p.object == payload and (p.layer in (None, layer) or not p.layer):
-                if p.severity == "error":
-                    return p.kind, p.detail
+            if p.object == payload and p.severity == "error" and \
+                    (not per_layer or not p.layer or p.layer == layer):
+                return p.kind, p.detail
         if rep.cancelled:
             return "present", "verify run was cancelled before this object"
         return "verified", "checked by the last verify run"
