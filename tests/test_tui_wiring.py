@@ -289,3 +289,20 @@ async def test_no_path_and_no_default_store(tmp_path, monkeypatch):
                                   f"composefs-rs at {tmp_path}/cfs); give a PATH")
         msg = app.screen.query_one("#start-message", Static).content.plain
         assert msg.startswith("Cannot open the default store\n\nno store found")
+
+
+async def test_verify_run_on_problems_screen_is_kept_by_the_app(store_root):
+    from inspector.tui.messages import VerifyFinished
+    from inspector.tui.screens.problems import ProblemsScreen
+    app = CfsInspectApp(store_root("containers-storage"))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_cs(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, ProblemsScreen)
+        version = app.analysis_version
+        marker = type("Report", (), {"problems": [], "cancelled": False})()
+        app.screen.post_message(VerifyFinished(marker))
+        await settle(pilot)
+        assert app.session.verify_report is marker
+        assert app.analysis_version == version + 1

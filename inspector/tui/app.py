@@ -214,6 +214,17 @@ class CfsInspectApp(App):
     def on_open_screen(self, message) -> None:
         self.action_open_secondary(message.name)
 
+    def on_verify_finished(self, message) -> None:
+        """A verify run made on the Problems screen: keep it for the other screens too."""
+        if self.session is not None and message.report is not None:
+            self.record_verify(message.report)
+
+    def record_verify(self, rep) -> None:
+        """Make *rep* the session's verify result; screens refresh on ``analysis_version``."""
+        self.session.verify_report = rep
+        self.session.object_states.clear()
+        self.analysis_version += 1
+
     # -- actions -----------------------------------------------------------------------------
     def action_help(self) -> None:
         from inspector.tui.screens.help import HelpScreen
@@ -271,9 +282,7 @@ class CfsInspectApp(App):
         def done(rep) -> None:
             if rep is None:
                 return
-            self.session.verify_report = rep
-            self.session.object_states.clear()
-            self.analysis_version += 1
+            self.record_verify(rep)
             n = len(rep.problems)
             msg = (f"Verify {'cancelled' if rep.cancelled else 'done'}: {rep.objects_checked} "
                    f"objects checked, {n} problem(s)")
