@@ -461,6 +461,31 @@ def test_kernel_caps_are_the_kernel_values():
     assert INLINE_CONTENT_MAX == 5000
 
 
+def test_directories_sharing_a_data_block(tmp_path, capsys):
+    """Regression: 100 empty directories re-pointed at the first block of a 300-file
+    directory made a 110 KB image walk (and dump) 27k entries, and 1000 of them 255k: work
+    and output far beyond the image size.  A walk meets at most size // 12 genuine dirents."""
+    lines = [b"/ 4096 40755 2 0 0 0 0.0 - - -", b"/big 4096 40755 2 0 0 0 0.0 - - -"]
+    lines += [b"/big/f%03d 0 100644 1 0 0 0 0.0 - - -" % i for i in range(300)]
+    lines += [b"/e%04d 0 40755 2 0 0 0 0.0 - - -" % i for i in range(100)]
+    data = build_image(parse_dump(b"\n".join(lines) + b"\n"))
+    img = open_image("<t>", data=data)
+    big = img.lookup(b"/big")
+    (_f, blk, n), _tail = img.erofs.data_segments(big)
+    assert n == 4096
+    for i in range(100):
+        e = img.lookup(b"/e%04d" % i)
+        data = patch(patch(patch(data, e.offset, "H", 0), e.offset + 8, "I", 4096), e.offset + 16, "I", blk // 4096)
+    img = open_image("<t>", data=data)
+    per_block = len(img.erofs.iter_dir_raw(img.lookup(b"/e0000")))
+    budget = len(data) // 12 - len(img.erofs.iter_dir_raw(img.root)) - len(img.erofs.iter_dir_raw(big))
+    k = budget // per_block               # the k-th shared directory (0-based) overflows
+    victim = img.lookup(b"/e%04d" % k)
+    expect(tmp_path, data, FormatError, victim.offset,
+           f"directory nid {victim.nid}: more directory entries than the image can hold "
+           "(directories share data blocks)", capsys)
+
+
 # -- bugs found by the fuzzer ----------------------------------------------------------------
 
 def test_stub_linked_twice_in_include_stubs_walk():

@@ -343,7 +343,13 @@ class ComposefsImage:
         # --from-file images, so a repeat there is resolved by a rare re-walk).
         primaries: dict[int, bytes] = {}
         seen_files: set[int] = set()
-        stack: list[tuple[bytes, Iterator]] = [(b"", iter(iter_dir(root)))]
+        # Every dirent of a genuine image is stored once (12 bytes each), so a walk can never
+        # meet more than size // 12 of them; more means directories share data blocks, which
+        # would multiply the work (and a dump's output) far beyond the image's size.
+        budget = erofs.size // C.DIRENT_SIZE
+        entries = iter_dir(root)
+        budget -= len(entries)
+        stack: list[tuple[bytes, Iterator]] = [(b"", iter(entries))]
         while stack:
             prefix, it = stack[-1]
             depth = len(stack)
@@ -368,7 +374,13 @@ class ComposefsImage:
                                           f"{path.decode('utf-8', 'surrogateescape')[:200]}", path=self.path,
                                           offset=child.offset)
                     yield (path, child, None, depth)
-                    stack.append((path, iter(iter_dir(child))))
+                    entries = iter_dir(child)
+                    budget -= len(entries)
+                    if budget < 0:
+                        raise FormatError(f"directory nid {nid}: more directory entries than the image "
+                                          "can hold (directories share data blocks)", path=self.path,
+                                          offset=child.offset)
+                    stack.append((path, iter(entries)))
                     break
                 if nid not in seen_files:
                     seen_files.add(nid)
