@@ -328,6 +328,8 @@ def check_case(data: bytes, *, budget_s: float = 2.0, measure_memory: bool = Fal
     """
     # The budget is CPU time (ITIMER_PROF), so a loaded machine does not fake a hang; a
     # wall-clock timer at 10x catches a case blocked in a system call.
+    if measure_memory:
+        budget_s *= 10        # tracemalloc slows Python code about tenfold
     old = signal.signal(signal.SIGALRM, _on_alarm)
     old_prof = signal.signal(signal.SIGPROF, _on_alarm)
     signal.setitimer(signal.ITIMER_PROF, budget_s)
