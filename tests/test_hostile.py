@@ -486,6 +486,20 @@ def test_directories_sharing_a_data_block(tmp_path, capsys):
            "(directories share data blocks)", capsys)
 
 
+def test_chunk_based_directory_repeating_a_block(tmp_path, capsys):
+    """Regression: a chunk-based directory whose 544 chunks all name the root's block listed
+    144k entries (15 MiB) from a 20 KB image; a larger image would exhaust memory."""
+    d = inode_of(BUILT, b"/a/b")
+    base = (d.data_offset + 3) & ~3
+    n = (0x3000 - base) // 4                 # map entries that fit before the root's block
+    data = patch(patch(patch(BUILT, d.offset, "H", C.LAYOUT_CHUNK_BASED << 1), d.offset + 8, "I", n * 4096),
+                 d.offset + 16, "I", 0)
+    for i in range(n):
+        data = patch(data, base + 4 * i, "I", 3)
+    expect(tmp_path, data, FormatError, d.offset,
+           f"directory nid {d.nid}: data block at 0x3000 listed twice", capsys)
+
+
 # -- bugs found by the fuzzer ----------------------------------------------------------------
 
 def test_stub_linked_twice_in_include_stubs_walk():

@@ -333,12 +333,20 @@ class ErofsImage:
 
     # -- directories -------------------------------------------------------------------------
     def dir_blocks(self, inode: Inode) -> Iterator[tuple[int, bytes]]:
-        """Yield ``(image_offset, block bytes)`` for each directory block (the last may be short)."""
+        """Yield ``(image_offset, block bytes)`` for each directory block (the last may be short).
+
+        A block listed twice (chunk-based directory whose chunks repeat a block address) is
+        refused: it would multiply the entries, and memory, far beyond the image's size."""
+        seen: set[int] = set()
         for foff, ioff, seglen in self.data_segments(inode):
             if ioff is None:
                 raise self._error(f"directory nid {inode.nid}: hole in directory data", inode.offset)
             pos = 0
             while pos < seglen:
+                if ioff + pos in seen:
+                    raise self._error(f"directory nid {inode.nid}: data block at {ioff + pos:#x} listed "
+                                      "twice", inode.offset)
+                seen.add(ioff + pos)
                 n = min(_BS, seglen - pos)
                 yield ioff + pos, self.buf[ioff + pos: ioff + pos + n]
                 pos += n
