@@ -91,6 +91,8 @@ class ImageMap:
     fields: list[Field] = field(default_factory=list)
     regions: list[tuple[int, int]] = field(default_factory=list)   # metadata byte ranges
     dir_nids: list[int] = field(default_factory=list)
+    #: (inode offset, data offset, first block address) of each directory: structural mutations
+    dirs: list[tuple[int, int, int]] = field(default_factory=list)
     meta_base: int = 0
 
 
@@ -171,6 +173,8 @@ def build_map(data: bytes) -> ImageMap:
                 m.regions.append((ioff, ioff + n))
         if ino.is_dir():
             m.dir_nids.append(ino.nid)
+            full = bool(segs) and segs[0][1] is not None and segs[0][1] % 4096 == 0 and segs[0][2] >= 4096
+            m.dirs.append((o, ino.data_offset, segs[0][1] // 4096 if full else 0))
             for boff, block in e.dir_blocks(ino):
                 first = struct.unpack_from("<H", block, 8)[0]
                 for i in range(first // 12):
@@ -216,6 +220,8 @@ def mutate(data: bytes, m: ImageMap, rng: random.Random) -> tuple[bytes, str]:
     """One mutated copy of *data* and a description of what was done."""
     kind = rng.random()
     buf = bytearray(data)
+    if kind < 0.04 and m.dirs:
+        return _mutate_dir_sharing(buf, m, rng)
     if kind < 0.22:
         # truncation at a structure boundary (or one byte around it)
         cut = rng.choice(sorted(m.boundaries)) + rng.choice((0, 0, -1, 1))
@@ -252,6 +258,27 @@ def mutate(data: bytes, m: ImageMap, rng: random.Random) -> tuple[bytes, str]:
         struct.pack_into("<" + f.fmt, buf, f.offset, v)
         descs.append(f"{f.label}@{f.offset}={v:#x}")
     return bytes(buf), "set " + " ".join(descs)
+
+
+def _mutate_dir_sharing(buf: bytearray, m: ImageMap, rng: random.Random) -> tuple[bytes, str]:
+    """Directories whose data overlaps: one re-pointed at another's block (flat), or made
+    chunk-based with every chunk naming the same block.  Amplification, not corruption."""
+    o, data_off, _blk = rng.choice(m.dirs)
+    blk2 = rng.choice([b for _o, _d, b in m.dirs if b] or [0])
+    if rng.random() < 0.5:
+        struct.pack_into("<HH", buf, o, 0, buf[o + 2] | buf[o + 3] << 8)       # compact, flat-plain
+        struct.pack_into("<I", buf, o + 8, 4096 * rng.choice((1, 2, 3)))
+        struct.pack_into("<I", buf, o + 16, blk2)
+        return bytes(buf), f"dir@{o} -> block {blk2}"
+    n = rng.choice((2, 16, 200))
+    base = (data_off + 3) & ~3
+    n = max(0, min(n, (len(buf) - base) // 4))
+    struct.pack_into("<H", buf, o, C.LAYOUT_CHUNK_BASED << 1)
+    struct.pack_into("<I", buf, o + 8, n * 4096)
+    struct.pack_into("<I", buf, o + 16, 0)
+    for i in range(n):
+        struct.pack_into("<I", buf, base + 4 * i, blk2)
+    return bytes(buf), f"dir@{o} chunk-based x{n} -> block {blk2}"
 
 
 # -- invariant -------------------------------------------------------------------------------
