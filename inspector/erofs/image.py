@@ -26,6 +26,8 @@ _XENT = C.XATTR_ENTRY.unpack_from
 _U32 = C.U32.unpack_from
 _DIRENT_ITER = C.DIRENT.iter_unpack
 _BS = 4096
+#: i_format values read: compact/extended x flat-plain, flat-inline, chunk-based.
+_VALID_FORMATS = frozenset(layout << 1 | v for layout in C.SUPPORTED_LAYOUTS for v in (0, 1))
 
 
 class ErofsImage:
@@ -115,18 +117,10 @@ class ErofsImage:
         if nid < 0 or off + 32 > self.size:
             raise self._error(f"inode nid {nid} out of range", off if nid >= 0 else None)
         buf = self.buf
-        fmt = _U16(buf, off)[0]
-        if fmt & ~0x1F:
-            raise self._error(f"inode nid {nid}: invalid i_format {fmt:#x}", off)
-        if fmt & 0x10:
-            raise UnsupportedError(f"inode nid {nid}: newer-kernel inode flag (i_format bit 4) not supported",
-                                   path=self.path, offset=off)
-        layout = (fmt >> 1) & 7
-        if layout not in C.SUPPORTED_LAYOUTS:
-            what = "compressed" if layout in (1, 3) else "unknown"
-            raise UnsupportedError(f"inode nid {nid}: {what} data layout {layout} "
-                                   f"({C.LAYOUT_NAMES.get(layout, 'reserved')}) not supported",
-                                   path=self.path, offset=off)
+        raw = _COMPACT(buf, off)     # the first 32 bytes: a whole compact inode
+        fmt = raw[0]
+        if fmt not in _VALID_FORMATS:
+            self._bad_format(nid, off, fmt)
         if fmt & 1:
             if off + 64 > self.size:
                 raise self._error(f"inode nid {nid}: extended inode past end of image", off)
@@ -134,7 +128,7 @@ class ErofsImage:
             inode = Inode(nid, off, False, f, xc, mode, nlink, size, u, ino_n, uid, gid, mtime, nsec)
             isize = 64
         else:
-            (f, xc, mode, nlink, size, mt, u, ino_n, uid, gid, _r2) = _COMPACT(buf, off)
+            (f, xc, mode, nlink, size, mt, u, ino_n, uid, gid, _r2) = raw
             inode = Inode(nid, off, True, f, xc, mode, nlink, size, u, ino_n, uid, gid,
                           self.epoch + mt, self.sb.build_time_nsec)
             isize = 32
@@ -142,6 +136,19 @@ class ErofsImage:
             raise self._error(f"inode nid {nid}: xattr area ({inode.xattr_size} bytes) runs past end of image",
                               off + 2)
         return inode
+
+    def _bad_format(self, nid: int, off: int, fmt: int) -> None:
+        """Raise the precise error for an i_format outside the accepted set."""
+        if fmt & ~0x1F:
+            raise self._error(f"inode nid {nid}: invalid i_format {fmt:#x}", off)
+        if fmt & 0x10:
+            raise UnsupportedError(f"inode nid {nid}: newer-kernel inode flag (i_format bit 4) not supported",
+                                   path=self.path, offset=off)
+        layout = (fmt >> 1) & 7
+        what = "compressed" if layout in (1, 3) else "unknown"
+        raise UnsupportedError(f"inode nid {nid}: {what} data layout {layout} "
+                               f"({C.LAYOUT_NAMES.get(layout, 'reserved')}) not supported",
+                               path=self.path, offset=off)
 
     @property
     def root(self) -> Inode:
