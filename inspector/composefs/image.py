@@ -350,19 +350,22 @@ class ComposefsImage:
         entries = iter_dir(root)
         budget -= len(entries)
         stack: list[tuple[bytes, Iterator]] = [(b"", iter(entries))]
+        skip_stubs = not include_stubs
         while stack:
             prefix, it = stack[-1]
             depth = len(stack)
+            pre = prefix + b"/"
+            only = filt if depth == 1 else None
             for name, nid, _ft in it:
                 if name == b"." or name == b"..":
                     continue
-                if filt is not None and depth == 1 and name not in filt:
+                if only is not None and name not in only:
                     continue
                 child = inode_of(nid)
                 fmt = child.mode & _S_IFMT
-                if fmt == _S_IFCHR and child.u == 0 and not include_stubs:
+                if fmt == _S_IFCHR and child.u == 0 and skip_stubs:
                     continue
-                path = prefix + b"/" + name
+                path = pre + name
                 if fmt == _S_IFDIR:
                     if nid in seen_dirs:
                         raise FormatError(f"directory cycle: {path.decode('utf-8', 'surrogateescape')[:200]} "
