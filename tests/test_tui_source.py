@@ -203,3 +203,25 @@ def test_verify_report_states_in_a_shared_object_dir(fresh_store):
     for im, path in uses:
         d = s.details(s.source(im), im, path)
         assert d.object_state == "corrupt", im.label
+
+
+def test_object_lookup_never_goes_through_a_symlinked_subdirectory(fresh_store, tmp_path):
+    """A layer whose ``xx/`` directory was replaced by a symlink to an outside directory: the
+    detail pane's object lookup reports it as suspicious instead of stat-ing (and the single
+    object verify then reading) the outside file."""
+    import os
+    import shutil
+    from inspector.tui.widgets.source import object_file
+
+    root = fresh_store("containers-storage")
+    store = open_store(root)
+    layer = store.layers[LAYER["B"]]
+    payload = "a3/9e88bcce0a671115c4b060ea2bfbc505dae237fb08e8faf8a0a0045a012bb5"
+    assert object_file(store, layer, payload)[1] == "present"
+    outside = tmp_path / "outside"
+    shutil.copytree(layer.object_dir / "a3", outside)
+    shutil.rmtree(layer.object_dir / "a3")
+    os.symlink(outside, layer.object_dir / "a3")
+    path, state, note = object_file(store, layer, payload)
+    assert state == "suspicious"
+    assert note == "symlinked directory: not followed: never opened"

@@ -445,22 +445,30 @@ def build_index(store: Store) -> StoreIndex:
     return idx
 
 
-def _symlinked_subdir(d: Path, sub: str, notes: list[ScanNote]) -> bool:
-    """True (and a note) when a component of ``d/sub`` is a symlink or not a directory."""
+def unsafe_subdir(d: Path, sub: str) -> tuple[Path, str, str] | None:
+    """``(component, kind, reason)`` when a component of ``d/sub`` is a symlink or not a
+    directory (an ``xx`` symlink would lead a lookup out of the store), else None."""
     cur = d
     for part in sub.split("/"):
         cur = cur / part
         try:
             st = os.lstat(cur)
         except OSError:
-            return False          # absent: the object is simply missing
+            return None           # absent: the object is simply missing
         if not stat.S_ISDIR(st.st_mode):
             kind = file_kind(st.st_mode)
-            notes.append(ScanNote(d, str(cur.relative_to(d)), kind,
-                                  "symlinked directory: not followed" if kind == "lnk"
-                                  else "not a directory"))
-            return True
-    return False
+            return cur, kind, ("symlinked directory: not followed" if kind == "lnk" else "not a directory")
+    return None
+
+
+def _symlinked_subdir(d: Path, sub: str, notes: list[ScanNote]) -> bool:
+    """True (and a note) when a component of ``d/sub`` is a symlink or not a directory."""
+    bad = unsafe_subdir(d, sub)
+    if bad is None:
+        return False
+    cur, kind, why = bad
+    notes.append(ScanNote(d, str(cur.relative_to(d)), kind, why))
+    return True
 
 
 def group_by_identity(files: list[ObjectFile]) -> dict[tuple[int, int], list[ObjectFile]]:

@@ -22,7 +22,8 @@ import threading
 from pathlib import Path
 
 from inspector.analysis.merged import MergedView
-from inspector.analysis.objects import TreeEntry, file_kind, is_hex, payload_is_suspicious
+from inspector.analysis.objects import (TreeEntry, file_kind, is_hex, not_a_real_dir, payload_is_suspicious,
+                                        unsafe_subdir)
 from inspector.composefs.summary import mode_string
 from inspector.errors import InspectError
 from inspector.stores.fsutil import list_names
@@ -432,6 +433,13 @@ def object_file(store: Store, layer: Layer | None, payload: str | None,
         dirs += [d for d in store.object_search_dirs(image) if d not in dirs]
     for i, d in enumerate(dirs):
         p = d / payload
+        # never look through a symlinked object dir or xx/ subdirectory: it leads outside
+        why = not_a_real_dir(d)
+        if why is not None and why.startswith("cannot list"):
+            continue              # no such object directory: the object is not there
+        bad = unsafe_subdir(d, payload.rpartition("/")[0]) if why is None and "/" in payload else None
+        if why or bad:
+            return p, "suspicious", f"{why or bad[2]}: never opened"
         try:
             st = os.lstat(p)
         except OSError:
