@@ -13,10 +13,6 @@ import sys
 import threading
 import time
 
-from inspector.analysis.dedup import dedup_store
-from inspector.analysis.objects import build_index
-from inspector.analysis.refs import RefsAmbiguous, RefsNotFound, find_refs
-from inspector.analysis.verify import verify_store
 from inspector.stores.fsutil import safe_text
 
 #: Informational lists (not problems) are cut here in text output; --json has everything.
@@ -141,6 +137,7 @@ class _Progress:
 
 
 def cmd_verify(args) -> int:
+    from inspector.analysis.verify import verify_store   # the engine loads only when used
     if args.jobs is not None and args.jobs < 1:
         print("cfs-inspect: verify: --jobs must be at least 1", file=sys.stderr)
         return 2
@@ -198,6 +195,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_dedup(args) -> int:
+    from inspector.analysis.dedup import dedup_store
+    from inspector.analysis.objects import build_index
     store = _open(args)
     idx = build_index(store)
     rep = dedup_store(store, idx)
@@ -297,6 +296,8 @@ def _dedup_images_text(out, d: dict) -> None:
 
 
 def cmd_refs(args) -> int:
+    from inspector.analysis.objects import build_index
+    from inspector.analysis.refs import RefsAmbiguous, RefsNotFound, find_refs
     store = _open(args)
     idx = build_index(store)
     try:
