@@ -156,8 +156,11 @@ class ComposefsImage:
     def root(self) -> Inode:
         return self.erofs.root
 
-    def attrs(self, inode: Inode) -> CfsAttrs:
-        """composefs interpretation of the inode's xattrs (cached per nid)."""
+    def attrs(self, inode: Inode, cache: bool = True) -> CfsAttrs:
+        """composefs interpretation of the inode's xattrs (cached per nid unless *cache* is
+        False: whole-image passes visit each inode once, and a cache would grow with it)."""
+        if not cache:
+            return self._compute_attrs(inode)
         a = self._attrs.get(inode.nid)
         if a is None:
             a = self._attrs[inode.nid] = self._compute_attrs(inode)

@@ -88,24 +88,22 @@ def image_info(img: ComposefsImage) -> ImageInfo:
     )
     by_type: Counter[str] = Counter()
     by_layout: Counter[str] = Counter()
-    seen: set[int] = set()
+    inodes = 0
     payloads: set[bytes] = set()
-    root_nid = sb.root_nid
     for e in img.walk(include_stubs=True):
         ino = e.inode
-        if e.link_primary is not None:
+        if e.link_primary is not None:     # a later path of an inode already counted
             info.entries += 1
             info.hardlinked_paths += 1
             continue
-        if ino.nid in seen:
-            continue
-        seen.add(ino.nid)
+        inodes += 1
         if e.depth == 1 and img.is_hidden_stub(ino) and len(e.path) == 3:
             info.whiteout_stubs += 1
             continue
         info.entries += 1
         kind = ino.type_name
-        if img.is_whiteout(ino):
+        a = img.attrs(ino, cache=False)
+        if a.whiteout:
             kind = "whiteout"
             info.user_whiteouts += 1
         by_type[kind] += 1
@@ -115,7 +113,6 @@ def image_info(img: ComposefsImage) -> ImageInfo:
         else:
             info.extended_inodes += 1
         if ino.is_reg() and ino.size:
-            a = img.attrs(ino)
             if img.is_external(ino):
                 info.external_files += 1
                 info.external_bytes += ino.size
@@ -126,8 +123,7 @@ def image_info(img: ComposefsImage) -> ImageInfo:
             else:
                 info.inline_files += 1
                 info.inline_bytes += ino.size
-    del root_nid
-    info.distinct_inodes = len(seen) - info.whiteout_stubs
+    info.distinct_inodes = inodes - info.whiteout_stubs
     info.by_type = dict(sorted(by_type.items()))
     info.by_layout = dict(sorted(by_layout.items()))
     info.objects = len(payloads)
