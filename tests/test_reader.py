@@ -268,3 +268,34 @@ def test_negative_build_time_is_signed(tmp_path, capsys):
     with open_image(p) as img:
         assert img.lookup(b"/f").compact and img.lookup(b"/f").mtime == -7
     assert cli(capsys, "dump", p)[1].splitlines()[1] == "/f 0 100644 1 0 0 0 -7.5 - - -"
+
+
+def test_sha512_metacopy_68_bytes_byte_patched(tmp_path, capsys):
+    """composefs-rs sha512 repositories write a 68-byte metacopy (algo 2).  No fixture has one,
+    so an image is built with a same-sized user xattr that is then byte-patched into
+    ``trusted.overlay.metacopy``: the digest is read as sha512, and ``dump`` prints DIGEST ``-``
+    exactly as composefs-info does (it only takes 36-byte metacopies, upstream quirk 4)."""
+    from inspector.composefs.dumpfile import parse_dump
+    from inspector.composefs.writer import build_image
+
+    digest = bytes(range(64))
+    value = b"\x00\x44\x00\x02" + digest
+    dump = (b"/ 0 40755 2 0 0 0 0.0 - - -\n/f 100 100644 1 0 0 0 0.0 98/5adf - - user.PPPPPPPPPPPPPPPP="
+            + b"".join(b"\\x%02x" % c for c in value) + b"\n")
+    data = bytearray(build_image(parse_dump(dump)))
+    with open_image("built", data=bytes(data)) as img:
+        (x,) = [x for x in img.raw_xattrs(img.lookup(b"/f")) if x.name == b"user.PPPPPPPPPPPPPPPP"]
+    assert data[x.offset:x.offset + 4] == bytes([16, 1, 68, 0])
+    data[x.offset + 1] = 4                                   # prefix index: trusted.
+    data[x.offset + 4:x.offset + 20] = b"overlay.metacopy"
+    p = tmp_path / "sha512.cfs"
+    p.write_bytes(bytes(data))
+    with open_image(p) as img:
+        a = img.attrs(img.lookup(b"/f"))
+        assert a.digest == digest and a.digest_algorithm == "sha512"
+        assert a.payload == b"98/5adf" and a.xattrs == ()
+    code, out, _ = cli(capsys, "dump", p)
+    assert out.splitlines()[1] == "/f 100 100644 1 0 0 0 0.0 98/5adf - -"
+    code, out, _ = cli(capsys, "stat", p, "/f", "--json")
+    d = __import__("json").loads(out)
+    assert d["digest"] == digest.hex() and d["digest_algorithm"] == "sha512" and d["metacopy_size"] == 68
