@@ -75,12 +75,12 @@ class DirTree:
             whiteout = kind == "chr" and st.st_rdev == 0
             opaque = False
             if kind == "dir":
-                opaque = _xattr_opaque(p)
+                opaque = xattr_opaque(p)
             out[name] = TreeEntry(kind, whiteout, opaque)
         return out
 
 
-def _xattr_opaque(path: str | bytes) -> bool:
+def xattr_opaque(path: str | bytes) -> bool:
     for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
         try:
             if os.getxattr(path, name, follow_symlinks=False) == b"y":

@@ -165,7 +165,7 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
             # composefs-rs / digest stores: the DIGEST must be the name (a mismatch also shows
             # up as a corrupt object, since the content cannot match both)
             rep.per_layer[lid]["digest_equals_object_name"] = all(
-                r.digest is None or r.digest.hex() == _name_hex(p, store.object_naming)
+                r.digest is None or r.digest.hex() == name_hex(p, store.object_naming)
                 for p, rs in blob.by_payload.items() for r in rs)
         if cov == "none":
             add("unverifiable", WARNING, [lid], None,
@@ -275,7 +275,7 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
                 f"object is {what}: not followed, not opened", u.refs[0].path if u.refs else None)
             continue
         algs: set[str] = set()
-        if digest_named and _name_hex(u.name, store.object_naming):
+        if digest_named and name_hex(u.name, store.object_naming):
             algs.add({"sha256-content": "sha256", "fsverity-sha256": "fsverity-sha256",
                       "fsverity-sha512": "fsverity-sha512"}[store.object_naming])
         for r in u.refs:
@@ -309,7 +309,7 @@ def verify_store(store: Store, jobs: int | None = None, progress: Progress | Non
     return rep
 
 
-def _name_hex(name: str, naming: str) -> str | None:
+def name_hex(name: str, naming: str) -> str | None:
     """The hex a digest-store name encodes, or None when the name does not have that shape."""
     if len(name) < 4 or name[2] != "/":
         return None
@@ -361,11 +361,11 @@ def _judge(u: _Unit, res: HashResult, store: Store, add) -> None:
     if bad_sizes:
         kind = "size-mismatch"
         reasons.append(f"object has {res.size} bytes, the image expects {bad_sizes[0]}")
-    name_hex = _name_hex(u.name, store.object_naming)
-    if name_hex is not None:
+    hexname = name_hex(u.name, store.object_naming)
+    if hexname is not None:
         alg = "sha256" if store.object_naming == "sha256-content" else store.object_naming
         got = res.get(alg)
-        if got is not None and got != name_hex:
+        if got is not None and got != hexname:
             what = "content sha256" if alg == "sha256" else "fs-verity digest"
             reasons.append(f"{what} {got} does not match the object name")
     for dig in sorted({r.digest for r in u.refs if r.digest}):

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from inspector.analysis.objects import StoreIndex, build_index, is_hex
+from inspector.analysis.verify import name_hex
 from inspector.errors import InspectError
 from inspector.stores.model import Layer, Store, StoreImage
 from inspector.tui.widgets.nodes import Details, Share
@@ -236,8 +237,8 @@ class Session:
             return "missing", e.strerror
         algs: set[str] = set()
         naming = self.store.object_naming
-        name_hex = _name_hex(d.payload or "", naming)
-        if name_hex is not None:
+        hexname = name_hex(d.payload or "", naming)
+        if hexname is not None:
             algs.add({"sha256-content": "sha256", "fsverity-sha256": "fsverity-sha256",
                       "fsverity-sha512": "fsverity-sha512"}[naming])
         if d.digest:
@@ -254,10 +255,10 @@ class Session:
             reasons = []
             if res.size != d.size:
                 reasons.append(f"object has {res.size} bytes, the image expects {d.size}")
-            if name_hex is not None:
+            if hexname is not None:
                 alg = "sha256" if naming == "sha256-content" else naming
                 got = res.get(alg)
-                if got is not None and got != name_hex:
+                if got is not None and got != hexname:
                     reasons.append(f"{'content sha256' if alg == 'sha256' else 'fs-verity digest'} "
                                    f"{got} does not match the object name")
             if d.digest:
@@ -401,15 +402,5 @@ def _gc_paused():
             if _GC_DEPTH == 0:
                 gc.freeze()
                 gc.enable()
-
-
-def _name_hex(name: str, naming: str) -> str | None:
-    if len(name) < 4 or name[2] != "/":
-        return None
-    h = name[:2] + name[3:]
-    want = {"sha256-content": 64, "fsverity-sha256": 64, "fsverity-sha512": 128}.get(naming)
-    if want is None or len(h) != want or not is_hex(h):
-        return None
-    return h
 
 

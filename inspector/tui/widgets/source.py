@@ -21,7 +21,7 @@ import stat as _stat
 import threading
 from pathlib import Path
 
-from inspector.analysis.merged import MergedView
+from inspector.analysis.merged import MergedView, xattr_opaque
 from inspector.analysis.objects import (TreeEntry, file_kind, is_hex, not_a_real_dir, payload_is_suspicious,
                                         unsafe_subdir)
 from inspector.composefs.summary import mode_string
@@ -185,7 +185,7 @@ class LayerReader:
                 continue
             kind = file_kind(st.st_mode)
             whiteout = kind == "chr" and st.st_rdev == 0
-            opaque = kind == "dir" and _xattr_opaque(p)
+            opaque = kind == "dir" and xattr_opaque(p)
             out[name] = Node(name, join(path, name), kind, st.st_size, int(st.st_mtime),
                              st.st_nlink, None, self.layer.id, None, whiteout, opaque,
                              marker_meaning(name))
@@ -300,16 +300,6 @@ def _plain_diff(store: Store, layer: Layer) -> Path | None:
             if cand.is_dir():
                 return cand
     return None
-
-
-def _xattr_opaque(path: str | bytes) -> bool:
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def _one_line(e: BaseException) -> str:
