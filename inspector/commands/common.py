@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, Iterable
 
-from inspector.composefs.escape import escape, escape_xattr
+from inspector.composefs.escape import escape_xattr, json_path_text
 from inspector.composefs.image import ComposefsImage, open_image
 
 
@@ -30,15 +30,7 @@ def out_bytes() -> Any:
 def json_text(b: bytes | None) -> str | None:
     """A byte string for JSON: UTF-8 text as is when it decodes and has no control bytes,
     otherwise the dump format's escaping (so the value is always printable and reversible)."""
-    if b is None:
-        return None
-    try:
-        s = b.decode("utf-8")
-    except UnicodeDecodeError:
-        return escape(b).decode("ascii")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in s):
-        return escape(b).decode("ascii")
-    return s
+    return json_path_text(b)
 
 
 def json_xattr_text(b: bytes) -> str:
