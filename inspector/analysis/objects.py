@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inspector.erofs.constants import TYPE_NAMES
 from inspector.errors import InspectError
 from inspector.stores.fsutil import list_names
 from inspector.stores.model import Layer, Store, StoreImage
@@ -34,22 +35,8 @@ EMPTY_SHA256_OBJECT = "e3/b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b
 
 
 def file_kind(mode: int) -> str:
-    """Short type name as used in JSON and merged views."""
-    if stat.S_ISREG(mode):
-        return "reg"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "lnk"
-    if stat.S_ISCHR(mode):
-        return "chr"
-    if stat.S_ISBLK(mode):
-        return "blk"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "sock"
-    return "unknown"
+    """Short type name as used in JSON and merged views (the reader's table of st_mode types)."""
+    return TYPE_NAMES.get(stat.S_IFMT(mode), "unknown")
 
 
 def is_hex(s: str) -> bool:

@@ -101,6 +101,27 @@ class _Repo:
         return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+def _read_refs(repo, entries_dir: Path, kind: str, valid, store: Store) -> list[Ref]:
+    """The refs under ``<entries_dir>/refs``: each must name a valid entry of *entries_dir*
+    (images/ or streams/) in one hop inside the repository; others become store problems."""
+    out: list[Ref] = []
+    top = entries_dir.name
+    for link in _walk_links(entries_dir / "refs", store.problems, repo.root):
+        refname = link.relative_to(entries_dir / "refs").as_posix()
+        target, problem = repo.first_hop(link, entries_dir)
+        if problem:
+            store.problems.append(problem)
+            continue
+        if target not in valid:
+            store.problems.append(f"{top}/refs/{refname}: target {top}/{target} is not a "
+                                  f"valid {kind} entry")
+            continue
+        ref = Ref(name=refname, target=target, kind=kind, path=link)
+        store.refs.append(ref)
+        out.append(ref)
+    return out
+
+
 def _walk_links(top: Path, problems: list[str], root: Path) -> list[Path]:
     """Every non-directory entry under *top*, never descending through a symlink."""
     out: list[Path] = []
@@ -176,18 +197,8 @@ def open_repository(root: Path) -> Store:
         image_objects[name] = obj
         store.metadata_objects.add(obj)
     names: dict[str, list[str]] = {k: [] for k in image_objects}
-    for link in _walk_links(images_dir / "refs", store.problems, repo.root):
-        refname = link.relative_to(images_dir / "refs").as_posix()
-        target, problem = repo.first_hop(link, images_dir)
-        if problem:
-            store.problems.append(problem)
-            continue
-        if target not in image_objects:
-            store.problems.append(f"images/refs/{refname}: target images/{target} is not a "
-                                  "valid image entry")
-            continue
-        names[target].append(refname)
-        store.refs.append(Ref(name=refname, target=target, kind="image", path=link))
+    for ref in _read_refs(repo, images_dir, "image", image_objects, store):
+        names[ref.target].append(ref.name)
     for img_id, obj in image_objects.items():
         store.layers[img_id] = Layer(id=img_id, parent=None, composefs=True,
                                      blob=repo.objects / obj, object_dir=repo.objects)
@@ -217,17 +228,7 @@ def open_repository(root: Path) -> Store:
         store.metadata_objects.update(stream.stream_refs)
         for _n, digest in stream.named_refs:
             store.metadata_objects.add(f"{digest[:2]}/{digest[2:]}")
-    for link in _walk_links(streams_dir / "refs", store.problems, repo.root):
-        refname = link.relative_to(streams_dir / "refs").as_posix()
-        target, problem = repo.first_hop(link, streams_dir)
-        if problem:
-            store.problems.append(problem)
-            continue
-        if target not in stream_names:
-            store.problems.append(f"streams/refs/{refname}: target streams/{target} is not a "
-                                  "valid stream entry")
-            continue
-        store.refs.append(Ref(name=refname, target=target, kind="stream", path=link))
+    _read_refs(repo, streams_dir, "stream", stream_names, store)
 
     store.details["generation"] = _generation(meta, store, gens)
     if store.details["generation"] != "C":
